@@ -1,0 +1,3 @@
+//! Tocsin: one process that is a whole monitoring node.
+
+pub mod config;
