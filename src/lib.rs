@@ -1,3 +1,8 @@
-//! Tocsin: one process that is a whole monitoring node.
+//! Tocsin: one process that is a whole monitoring node. See ARCHITECTURE.md for the map.
 
+pub mod api;
+pub mod build_info;
 pub mod config;
+pub mod logging;
+pub mod node;
+pub mod telemetry;

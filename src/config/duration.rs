@@ -131,7 +131,7 @@ impl fmt::Display for PromDuration {
         }
         for (unit, unit_ms) in UNITS {
             let only_when_exact = unit == "y" || unit == "w";
-            if only_when_exact && ms % unit_ms != 0 {
+            if only_when_exact && !ms.is_multiple_of(unit_ms) {
                 continue;
             }
             let count = ms / unit_ms;

@@ -1,0 +1,214 @@
+//! Wiring: builds one node from its options and configuration and runs the tokio shell around
+//! it (HTTP server, signals, reloads, shutdown).
+
+mod options;
+mod storage;
+
+pub use options::{ClusterFlags, NodeOptions, route_prefix};
+
+use crate::config::{self, LoadErrors, LoadedConfig};
+use crate::telemetry::Telemetry;
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tocsin_mesh::ClusterSettings;
+
+/// The configuration Tocsin runs with when no `--config.file` is given.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config/default.yml");
+pub const EMBEDDED_CONFIG_NAME: &str = "<embedded default>";
+
+/// How long in-flight requests get to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The state every part of a running node shares.
+pub struct Node {
+    pub options: NodeOptions,
+    pub started_at: jiff::Timestamp,
+    pub external_url: url::Url,
+    pub cluster: ClusterSettings,
+    pub telemetry: Telemetry,
+    config: RwLock<Arc<LoadedConfig>>,
+    /// Serializes reloads from SIGHUP and HTTP, so two cannot interleave.
+    reload_lock: Mutex<()>,
+    ready: AtomicBool,
+}
+
+impl Node {
+    /// The configuration in force. Cheap: clones an `Arc`.
+    pub fn config(&self) -> Arc<LoadedConfig> {
+        match self.config.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Re-reads the configuration. On any error the running configuration stays in force.
+    pub fn reload(&self) -> Result<(), LoadErrors> {
+        let _serialized = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = load_config(&self.options).and_then(|loaded| {
+            resolve_cluster(&self.options, &loaded)?;
+            Ok(loaded)
+        });
+        match result {
+            Ok(loaded) => {
+                let mut guard = self
+                    .config
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                *guard = Arc::new(loaded);
+                self.telemetry.record_reload(true, jiff::Timestamp::now());
+                tracing::info!(file = %self.config_source(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                self.telemetry.record_reload(false, jiff::Timestamp::now());
+                tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                Err(errors)
+            }
+        }
+    }
+
+    fn config_source(&self) -> String {
+        self.config().source_name.clone()
+    }
+}
+
+/// Loads the configuration the options name, or the embedded default.
+pub fn load_config(options: &NodeOptions) -> Result<LoadedConfig, LoadErrors> {
+    match &options.config_file {
+        Some(path) => config::load_file(path),
+        None => config::load_text(EMBEDDED_CONFIG, EMBEDDED_CONFIG_NAME, Path::new(".")),
+    }
+}
+
+/// The cluster settings: defaults, then the config's `cluster:` section, then the flags.
+pub fn resolve_cluster(
+    options: &NodeOptions,
+    loaded: &LoadedConfig,
+) -> Result<ClusterSettings, LoadErrors> {
+    let mut settings = ClusterSettings::new(options::host_name());
+    if let Some(section) = &loaded.config.cluster {
+        section
+            .value
+            .apply_to(&mut settings)
+            .map_err(|invalid| invalid.in_file(&loaded.source_name))?;
+    }
+    options.cluster.apply_to(&mut settings).map_err(|message| {
+        LoadErrors(vec![config::ConfigError::whole_file(
+            "command line",
+            message,
+        )])
+    })?;
+    settings.validate().map_err(|error| {
+        LoadErrors(vec![config::ConfigError::whole_file(
+            "cluster settings",
+            error.to_string(),
+        )])
+    })?;
+    Ok(settings)
+}
+
+/// Runs a node until SIGTERM or SIGINT.
+pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
+    let loaded = load_config(&options)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+    let cluster =
+        resolve_cluster(&options, &loaded).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let listen_address = options::normalize_listen_address(&options.web_listen_address);
+    let listener = tokio::net::TcpListener::bind(&listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {listen_address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    let external_url = options::external_url(options.web_external_url.as_deref(), bound)?;
+
+    let telemetry = Telemetry::new();
+    telemetry.record_reload(true, jiff::Timestamp::now());
+    let node = Arc::new(Node {
+        options,
+        started_at: jiff::Timestamp::now(),
+        external_url,
+        cluster,
+        telemetry,
+        config: RwLock::new(Arc::new(loaded)),
+        reload_lock: Mutex::new(()),
+        ready: AtomicBool::new(false),
+    });
+
+    let _storage_lock = storage::open(&node.options.storage_path)?;
+    node.ready.store(true, Ordering::Release);
+
+    let router = crate::api::router(Arc::clone(&node));
+    tracing::info!(
+        address = %bound,
+        url = %node.external_url,
+        config = %node.config_source(),
+        version = crate::build_info::VERSION,
+        "Tocsin is ready"
+    );
+
+    let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
+    let mut wait_for_shutdown = shutdown_receiver.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = wait_for_shutdown.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    let mut shutdown_started = shutdown_receiver;
+    let _ = shutdown_started.wait_for(|stop| *stop).await;
+    node.ready.store(false, Ordering::Release);
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("HTTP server stopped"),
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server stopped with an error"),
+        Ok(Err(error)) => tracing::warn!(%error, "HTTP server task failed"),
+        Err(_) => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping anyway")
+        }
+    }
+    signals.abort();
+    tracing::info!("see you next time");
+    Ok(())
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT start a graceful shutdown.
+async fn handle_signals(node: Arc<Node>, shutdown: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stopping");
+        let _ = shutdown.send(true);
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let node = Arc::clone(&node);
+                // Loading reads files: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || node.reload()).await;
+            }
+            _ = terminate.recv() => {
+                tracing::info!("received SIGTERM, shutting down");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("received SIGINT, shutting down");
+                break;
+            }
+        }
+    }
+    let _ = shutdown.send(true);
+}
