@@ -201,8 +201,9 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         println!("Checking {}", file.display());
         match tocsin::config::load_file(file) {
             Ok(loaded) => println!(
-                "  SUCCESS: {} is valid ({} rule files, {} templates)",
+                "  SUCCESS: {} is valid ({} scrape jobs, {} rule files, {} templates)",
                 file.display(),
+                loaded.config.scrape_configs.len(),
                 loaded.rule_files.len(),
                 loaded.template_files.len()
             ),

@@ -1,4 +1,6 @@
 //! `tocsin check config`: exit status and `file:line:column` messages, per file.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -75,4 +77,34 @@ fn follows_the_alertmanager_file_and_rule_files() {
         "{stderr}"
     );
     assert!(stderr.contains("nobody"), "{stderr}");
+}
+
+#[test]
+fn includes_scrape_config_files_and_refuses_a_repeated_job_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    let main = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &main,
+        "scrape_config_files: [jobs/*.yml]\nscrape_configs:\n  - job_name: self\n    static_configs: [{targets: ['localhost:9090']}]\n",
+    )
+    .unwrap();
+    let jobs = dir.path().join("jobs/node.yml");
+    std::fs::write(&jobs, "scrape_configs:\n  - job_name: node\n    static_configs: [{targets: ['localhost:9100']}]\n").unwrap();
+    let (ok, stdout, stderr) = check(&[&main]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("(2 scrape jobs, 0 rule files, 0 templates)"),
+        "{stdout}"
+    );
+
+    std::fs::write(&jobs, "scrape_configs:\n  - job_name: self\n    static_configs: [{targets: ['localhost:9100']}]\n").unwrap();
+    let (ok, _, stderr) = check(&[&main]);
+    assert!(!ok);
+    let expected = format!(
+        "{}:2:15: found multiple scrape configs with job name \"self\" (first at {}:3)",
+        jobs.display(),
+        main.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}\nexpected: {expected}");
 }

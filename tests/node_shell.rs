@@ -1,5 +1,7 @@
 //! End to end: a real `tocsin` process on 127.0.0.1 — lifecycle endpoints, status APIs,
 //! metrics, reload by HTTP and SIGHUP, graceful shutdown and the storage lock.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

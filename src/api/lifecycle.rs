@@ -56,3 +56,33 @@ pub async fn metrics(State(node): State<Arc<Node>>, headers: HeaderMap) -> impl 
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::node::{self, Node, NodeOptions};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use std::sync::Arc;
+    use tower::ServiceExt as _;
+
+    fn unready_node() -> Arc<Node> {
+        let options = NodeOptions::new("unused".into(), "127.0.0.1:0".into());
+        let loaded = node::load_config(&options).unwrap();
+        let cluster = node::resolve_cluster(&options, &loaded).unwrap();
+        let url = url::Url::parse("http://localhost:9090/").unwrap();
+        Arc::new(Node::new(options, loaded, cluster, url))
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_until_the_node_is_ready() {
+        let router = crate::api::router(unready_node());
+        let request = Request::get("/-/ready").body(Body::empty()).unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let request = Request::get("/-/healthy").body(Body::empty()).unwrap();
+        assert_eq!(
+            router.oneshot(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+}

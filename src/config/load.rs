@@ -2,7 +2,7 @@
 //! `alertmanager_config_file`, notification templates.
 
 use super::alertmanager::{AlertmanagerConfig, parse_alertmanager_file};
-use super::prometheus::{RuleFile, parse_rule_file};
+use super::prometheus::{RuleFile, parse_rule_file, parse_scrape_config_file};
 use super::{Config, ConfigError, Invalid, MAX_FILE_BYTES, Spanned, parse_document};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,7 @@ pub fn load_text(
         .map_err(|invalid| invalid.in_file(source_name))?;
 
     let mut errors = Vec::new();
+    include_scrape_config_files(&mut config, source_name, base_dir, &mut errors);
     let mut rule_files = Vec::new();
     for pattern in &config.rule_files {
         match expand_glob(base_dir, pattern) {
@@ -157,6 +158,46 @@ pub fn load_text(
         rule_files,
         template_files,
     })
+}
+
+/// Appends the jobs of `scrape_config_files` to `config.scrape_configs`, so every user of the
+/// config finds all jobs in one place.
+fn include_scrape_config_files(
+    config: &mut Config,
+    source_name: &str,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut known_jobs: std::collections::HashMap<String, String> = config
+        .scrape_configs
+        .iter()
+        .map(|job| {
+            let name = &job.value.job_name;
+            (
+                name.value.clone(),
+                format!("{source_name}:{}", name.referenced.line()),
+            )
+        })
+        .collect();
+    let mut included = Vec::new();
+    for pattern in &config.scrape_config_files {
+        match expand_glob(base_dir, pattern) {
+            Ok(paths) => {
+                for path in paths {
+                    let name = path.display().to_string();
+                    let parsed = read_bounded(&path).and_then(|text| {
+                        parse_scrape_config_file(&text, &name, &config.global, &mut known_jobs)
+                    });
+                    match parsed {
+                        Ok(jobs) => included.extend(jobs),
+                        Err(error) => errors.push(error),
+                    }
+                }
+            }
+            Err(invalid) => errors.push(invalid.in_file(source_name)),
+        }
+    }
+    config.scrape_configs.extend(included);
 }
 
 /// The Alertmanager part, its text, and the folder its relative paths resolve against.

@@ -5,6 +5,8 @@
 //! regexes, all with positions), then `finish` fills defaults that depend on other keys and checks
 //! the rules that span keys (a route naming an unknown receiver, a scrape timeout above its
 //! interval). Loading files from disk and following references is in `load`.
+// A sans-IO core: no clocks, randomness, tasks or sleeps (clippy.toml lists them).
+#![deny(clippy::disallowed_methods)]
 
 pub mod alertmanager;
 pub mod cluster;

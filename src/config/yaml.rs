@@ -50,6 +50,14 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "native_histogram_min_bucket_factor",
     "always_scrape_classic_histograms",
     "convert_classic_histograms_to_nhcb",
+    "scrape_native_histograms",
+    "extra_scrape_metrics",
+    "query_log_file",
+    "scrape_failure_log_file",
+    // Prometheus's TSDB retention in the config file (Tocsin sets retention with flags).
+    "retention",
+    // Custom request headers on the HTTP client (scrapes, SD, Alertmanager, remote).
+    "http_headers",
     // Alertmanager integrations other than webhook and email.
     "discord_configs",
     "jira_configs",
@@ -66,6 +74,10 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "webex_configs",
     "wechat_configs",
     "incidentio_configs",
+    "mattermost_configs",
+    "googlechat_configs",
+    // Email threading, newer than the email settings Tocsin implements.
+    "threading",
     // Alertmanager global defaults that only those integrations use.
     "jira_api_url",
     "opsgenie_api_key",
@@ -79,6 +91,9 @@ const UNSUPPORTED_KEYS: &[&str] = &[
     "rocketchat_token_id_file",
     "slack_api_url",
     "slack_api_url_file",
+    "slack_app_token",
+    "slack_app_token_file",
+    "slack_app_url",
     "telegram_api_url",
     "victorops_api_key",
     "victorops_api_key_file",
@@ -91,7 +106,50 @@ const UNSUPPORTED_KEYS: &[&str] = &[
 
 /// Parses one YAML document. `file` names the source in errors.
 pub fn parse_document<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
-    serde_saphyr::from_str(text).map_err(|error| config_error(&error, file))
+    serde_saphyr::from_str(text).map_err(|error| {
+        let mut error = config_error(&error, file);
+        error.message = name_the_key(text, error.at, error.message);
+        error
+    })
+}
+
+/// serde says only `invalid u64` when a number field holds text; the key and value are on the
+/// line the error points at, so name them.
+fn name_the_key(text: &str, at: Position, message: String) -> String {
+    let Some(kind) = message.strip_prefix("invalid ") else {
+        return message;
+    };
+    let expected = match kind {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" | "boolean" => "true or false",
+        _ => return message,
+    };
+    let line_index = usize::try_from(at.line).unwrap_or(0).saturating_sub(1);
+    let column_index = usize::try_from(at.column).unwrap_or(0).saturating_sub(1);
+    let Some(line) = text.lines().nth(line_index) else {
+        return message;
+    };
+    let (before, value) = match line.char_indices().nth(column_index) {
+        Some((byte, _)) => line.split_at(byte),
+        None => return message,
+    };
+    let value = value
+        .split(" #")
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches([',', '}']);
+    let key = before
+        .trim_end()
+        .strip_suffix(':')
+        .and_then(|key| key.rsplit([' ', '{', ',', '-']).next())
+        .filter(|key| !key.is_empty());
+    match key {
+        Some(key) => format!("{key}: expected {expected}, found {value:?}"),
+        None => format!("expected {expected}, found {value:?}"),
+    }
 }
 
 /// Prints a config value as YAML (secrets come out as `<secret>`).
@@ -130,5 +188,31 @@ fn explain(message: &str) -> String {
             format!("`{key}` is not supported by Tocsin")
         }
         _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Limits {
+        sample_limit: Option<u64>,
+        honor_labels: Option<bool>,
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_value() {
+        let error = parse_document::<Limits>("sample_limit: lots\n", "f.yml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "f.yml:1:15: sample_limit: expected a whole number, 0 or more, found \"lots\""
+        );
+        let error = parse_document::<Limits>("{honor_labels: maybe}\n", "f.yml").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "f.yml:1:16: honor_labels: expected true or false, found \"maybe\""
+        );
     }
 }

@@ -36,6 +36,27 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node that is not ready yet: `run` marks it ready once storage is open.
+    pub fn new(
+        options: NodeOptions,
+        loaded: LoadedConfig,
+        cluster: ClusterSettings,
+        external_url: url::Url,
+    ) -> Node {
+        let telemetry = Telemetry::new();
+        telemetry.record_reload(true, jiff::Timestamp::now());
+        Node {
+            options,
+            started_at: jiff::Timestamp::now(),
+            external_url,
+            cluster,
+            telemetry,
+            config: RwLock::new(Arc::new(loaded)),
+            reload_lock: Mutex::new(()),
+            ready: AtomicBool::new(false),
+        }
+    }
+
     /// The configuration in force. Cheap: clones an `Arc`.
     pub fn config(&self) -> Arc<LoadedConfig> {
         match self.config.read() {
@@ -60,13 +81,15 @@ impl Node {
         });
         match result {
             Ok(loaded) => {
-                let mut guard = self
+                let source = loaded.source_name.clone();
+                // The write guard lives only for the swap: holding it while anything else reads
+                // the config (even the log line below) would deadlock.
+                *self
                     .config
                     .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                *guard = Arc::new(loaded);
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(loaded);
                 self.telemetry.record_reload(true, jiff::Timestamp::now());
-                tracing::info!(file = %self.config_source(), "configuration reloaded");
+                tracing::info!(file = %source, "configuration reloaded");
                 Ok(())
             }
             Err(errors) => {
@@ -132,23 +155,20 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         .context("listener has no local address")?;
     let external_url = options::external_url(options.web_external_url.as_deref(), bound)?;
 
-    let telemetry = Telemetry::new();
-    telemetry.record_reload(true, jiff::Timestamp::now());
-    let node = Arc::new(Node {
-        options,
-        started_at: jiff::Timestamp::now(),
-        external_url,
-        cluster,
-        telemetry,
-        config: RwLock::new(Arc::new(loaded)),
-        reload_lock: Mutex::new(()),
-        ready: AtomicBool::new(false),
+    let node = Arc::new(Node::new(options, loaded, cluster, external_url));
+
+    // HTTP comes up first so that `/-/ready` can tell the truth (503) while storage opens.
+    let router = crate::api::router(Arc::clone(&node));
+    let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
+    let mut wait_for_shutdown = shutdown_receiver.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = wait_for_shutdown.wait_for(|stop| *stop).await;
     });
+    let server = tokio::spawn(async move { server.await });
+    let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
 
     let _storage_lock = storage::open(&node.options.storage_path)?;
     node.ready.store(true, Ordering::Release);
-
-    let router = crate::api::router(Arc::clone(&node));
     tracing::info!(
         address = %bound,
         url = %node.external_url,
@@ -156,14 +176,6 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         version = crate::build_info::VERSION,
         "Tocsin is ready"
     );
-
-    let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
-    let mut wait_for_shutdown = shutdown_receiver.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = wait_for_shutdown.wait_for(|stop| *stop).await;
-    });
-    let server = tokio::spawn(async move { server.await });
 
     let mut shutdown_started = shutdown_receiver;
     let _ = shutdown_started.wait_for(|stop| *stop).await;

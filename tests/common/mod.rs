@@ -1,5 +1,6 @@
 //! Starts real `tocsin` processes on 127.0.0.1 for end-to-end tests.
-#![allow(dead_code)]
+// Test support: a failed unwrap is a failed test.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
