@@ -1,5 +1,6 @@
 //! Tocsin: one process that is a whole monitoring node. See ARCHITECTURE.md for the map.
 
+pub mod alerting;
 pub mod api;
 pub mod build_info;
 pub mod config;

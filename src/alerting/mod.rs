@@ -1,0 +1,12 @@
+//! The alerting core: Alertmanager's alert store, routing, grouping, inhibition, silences,
+//! notification log and notification decisions, as sans-IO state machines. Every function takes
+//! `now`; effects (notify, persist, wake me at) are returned as values for the shell to carry out.
+
+// A sans-IO core: no clocks, randomness, tasks or sleeps (clippy.toml lists them).
+#![deny(clippy::disallowed_methods)]
+
+pub mod alert;
+pub mod labels;
+
+pub use alert::{Alert, InvalidAlert, PostedAlert};
+pub use labels::{Fingerprint, LabelSet};
