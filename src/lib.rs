@@ -6,4 +6,5 @@ pub mod build_info;
 pub mod config;
 pub mod logging;
 pub mod node;
+pub mod state_log;
 pub mod telemetry;

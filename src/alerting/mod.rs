@@ -6,7 +6,14 @@
 #![deny(clippy::disallowed_methods)]
 
 pub mod alert;
+pub mod groups;
+pub mod inhibition;
 pub mod labels;
+pub mod nflog;
+pub mod routing;
+pub mod silences;
+pub mod store;
+pub mod time_intervals;
 
 pub use alert::{Alert, InvalidAlert, PostedAlert};
 pub use labels::{Fingerprint, LabelSet};

@@ -1,6 +1,7 @@
 //! HTTP: Prometheus's `/api/v1`, Alertmanager's `/api/v2`, the `/-/` lifecycle endpoints and
 //! `/metrics`. Only this module knows HTTP; handlers translate to and from the node's types.
 
+pub mod alertmanager;
 mod lifecycle;
 mod status;
 

@@ -188,11 +188,11 @@ impl PartialOrd for Matcher {
     }
 }
 
-/// Alertmanager's order: by name, then operator, then value. Routes print (and key their
-/// groups by) their matchers in this order.
+/// Alertmanager's order (`Matchers.Less`): by name, then value, then operator. Routes print
+/// (and key their groups by) their matchers in this order.
 impl Ord for Matcher {
     fn cmp(&self, other: &Self) -> Ordering {
-        (&self.name, self.op, &self.value).cmp(&(&other.name, other.op, &other.value))
+        (&self.name, &self.value, self.op).cmp(&(&other.name, &other.value, other.op))
     }
 }
 

@@ -1,0 +1,438 @@
+//! The alert store: every alert this node knows, by fingerprint, merged as Alertmanager's
+//! `provider/mem` merges them, with bounds on count and size.
+//!
+//! There are no subscriptions: `put` hands the stored result back to the caller, which passes
+//! it on to the dispatcher (routing and aggregation groups). Garbage collection removes resolved
+//! alerts from the store only; aggregation groups keep their own copies until they have notified
+//! the resolution (see `groups`), which is how Alertmanager keeps GC from swallowing resolved
+//! notifications.
+
+use super::alert::{Alert, InvalidAlert};
+use super::labels::Fingerprint;
+use jiff::Timestamp;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Bounds on what the store accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Alerts held at once, firing and resolved-but-not-yet-collected together.
+    pub max_alerts: usize,
+    /// Bytes of label and annotation names and values of one alert.
+    pub max_alert_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    /// Generous enough for any real Prometheus fleet, small enough that a runaway sender cannot
+    /// exhaust memory: 1M alerts of at most 64 KiB of labels and annotations.
+    fn default() -> StoreLimits {
+        StoreLimits {
+            max_alerts: 1_000_000,
+            max_alert_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Why the store refused an alert. The API answers `TooManyAlerts` with 429 (try later, after
+/// garbage collection) and the others with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("alert store is full: it holds its limit of {limit} alerts")]
+    TooManyAlerts { limit: usize },
+    #[error(
+        "alert {labels} is too large: its labels and annotations take {bytes} bytes, the limit is {limit}"
+    )]
+    AlertTooLarge {
+        labels: String,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error(transparent)]
+    Invalid(#[from] InvalidAlert),
+}
+
+/// Rejections since start, for the shell to export as metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    pub rejected_too_many: u64,
+    pub rejected_too_large: u64,
+    pub rejected_invalid: u64,
+    pub collected: u64,
+}
+
+/// What `put` did; carries the stored alert when it changed, for the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created(Alert),
+    Updated(Alert),
+    /// The store already held exactly this alert (a duplicate post or replica).
+    Unchanged,
+}
+
+impl PutOutcome {
+    pub fn changed(&self) -> Option<&Alert> {
+        match self {
+            PutOutcome::Created(alert) | PutOutcome::Updated(alert) => Some(alert),
+            PutOutcome::Unchanged => None,
+        }
+    }
+
+    pub fn into_changed(self) -> Option<Alert> {
+        match self {
+            PutOutcome::Created(alert) | PutOutcome::Updated(alert) => Some(alert),
+            PutOutcome::Unchanged => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertStore {
+    alerts: BTreeMap<Fingerprint, Alert>,
+    limits: StoreLimits,
+    pub counters: StoreCounters,
+}
+
+/// Bytes an alert's labels and annotations occupy, the quantity `max_alert_bytes` bounds.
+pub fn alert_bytes(alert: &Alert) -> usize {
+    alert
+        .labels
+        .iter()
+        .chain(alert.annotations.iter())
+        .map(|(name, value)| name.len() + value.len())
+        .sum()
+}
+
+impl AlertStore {
+    pub fn new(limits: StoreLimits) -> AlertStore {
+        AlertStore {
+            alerts: BTreeMap::new(),
+            limits,
+            counters: StoreCounters::default(),
+        }
+    }
+
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Stores `alert`, merging it with the copy already held. The merged alert is returned when
+    /// anything changed so the caller can hand it to the dispatcher.
+    pub fn put(&mut self, alert: Alert, now: Timestamp) -> Result<PutOutcome, StoreError> {
+        if let Err(invalid) = alert.validate() {
+            self.counters.rejected_invalid += 1;
+            return Err(invalid.into());
+        }
+        let bytes = alert_bytes(&alert);
+        if bytes > self.limits.max_alert_bytes {
+            self.counters.rejected_too_large += 1;
+            return Err(StoreError::AlertTooLarge {
+                labels: alert.labels.to_string(),
+                bytes,
+                limit: self.limits.max_alert_bytes,
+            });
+        }
+        let fingerprint = alert.fingerprint();
+        match self.alerts.get_mut(&fingerprint) {
+            Some(existing) => {
+                let combined = combine(existing, &alert, now);
+                if combined == *existing {
+                    return Ok(PutOutcome::Unchanged);
+                }
+                *existing = combined.clone();
+                Ok(PutOutcome::Updated(combined))
+            }
+            None => {
+                if self.alerts.len() >= self.limits.max_alerts {
+                    self.counters.rejected_too_many += 1;
+                    return Err(StoreError::TooManyAlerts {
+                        limit: self.limits.max_alerts,
+                    });
+                }
+                self.alerts.insert(fingerprint, alert.clone());
+                Ok(PutOutcome::Created(alert))
+            }
+        }
+    }
+
+    pub fn get(&self, fingerprint: Fingerprint) -> Option<&Alert> {
+        self.alerts.get(&fingerprint)
+    }
+
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Every alert, in fingerprint order.
+    pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    pub fn firing(&self, now: Timestamp) -> impl Iterator<Item = &Alert> {
+        self.alerts
+            .values()
+            .filter(move |alert| !alert.is_resolved_at(now))
+    }
+
+    pub fn resolved(&self, now: Timestamp) -> impl Iterator<Item = &Alert> {
+        self.alerts
+            .values()
+            .filter(move |alert| alert.is_resolved_at(now))
+    }
+
+    /// Removes the alerts resolved at `now` and returns them, so the shell can drop whatever it
+    /// keeps about them (markers). Aggregation groups are unaffected: they hold their own copies
+    /// and release them only after notifying the resolution.
+    pub fn gc(&mut self, now: Timestamp) -> Vec<Alert> {
+        let mut collected = Vec::new();
+        self.alerts.retain(|_, alert| {
+            if alert.is_resolved_at(now) {
+                collected.push(alert.clone());
+                false
+            } else {
+                true
+            }
+        });
+        self.counters.collected += collected.len() as u64;
+        collected
+    }
+}
+
+/// The stored result of receiving `incoming` while holding `existing` (same fingerprint).
+///
+/// Alertmanager merges only when the two activity periods overlap and otherwise lets the incoming
+/// alert replace the stored one (a new firing period of the same alert). Two refinements so that
+/// replicas converge whatever order copies arrive in:
+/// - the overlap test is symmetric (Alertmanager's misses an incoming period that contains the
+///   stored one, and so depends on which copy came first);
+/// - without overlap the more recently updated copy wins rather than the incoming one, since a
+///   peer may replicate a copy older than ours. On one node the incoming copy is always the
+///   newest, so this is Alertmanager's behaviour there.
+///
+/// Equal `updated_at` is broken by comparing the rest of the alert, so the winner never depends
+/// on argument order.
+pub fn combine(existing: &Alert, incoming: &Alert, now: Timestamp) -> Alert {
+    let (older, newer) = match recency(existing, incoming) {
+        Ordering::Greater => (incoming, existing),
+        _ => (existing, incoming),
+    };
+    let overlap = older.starts_at < newer.ends_at && newer.starts_at < older.ends_at;
+    if overlap {
+        // `Alert::merge` treats its argument as the newer copy when the update times tie.
+        older.merge(newer, now)
+    } else {
+        newer.clone()
+    }
+}
+
+/// A total order on copies of one alert: most recently updated last, ties broken by content.
+fn recency(a: &Alert, b: &Alert) -> Ordering {
+    a.updated_at
+        .cmp(&b.updated_at)
+        .then_with(|| a.ends_at.cmp(&b.ends_at))
+        .then_with(|| a.timeout.cmp(&b.timeout))
+        .then_with(|| a.starts_at.cmp(&b.starts_at))
+        .then_with(|| a.generator_url.cmp(&b.generator_url))
+        .then_with(|| a.annotations.cmp(&b.annotations))
+        .then_with(|| a.labels.cmp(&b.labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::labels::LabelSet;
+    use proptest::prelude::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn alert(name: &str, starts: i64, ends: i64, updated: i64, timeout: bool) -> Alert {
+        Alert {
+            labels: LabelSet::from([("alertname", name)]),
+            annotations: LabelSet::new(),
+            starts_at: at(starts),
+            ends_at: at(ends),
+            generator_url: String::new(),
+            updated_at: at(updated),
+            timeout,
+        }
+    }
+
+    #[test]
+    fn put_creates_then_merges_then_reports_duplicates_unchanged() {
+        let mut store = AlertStore::new(StoreLimits::default());
+        let first = alert("A", 10, 400, 100, true);
+        assert_eq!(
+            store.put(first.clone(), at(100)),
+            Ok(PutOutcome::Created(first.clone()))
+        );
+        assert_eq!(store.put(first.clone(), at(101)), Ok(PutOutcome::Unchanged));
+
+        let refreshed = alert("A", 90, 500, 190, true);
+        let outcome = store.put(refreshed, at(190)).unwrap();
+        let stored = outcome.changed().unwrap();
+        assert_eq!(
+            (stored.starts_at, stored.ends_at),
+            (at(10), at(500)),
+            "earliest start kept"
+        );
+        assert_eq!(store.get(first.fingerprint()), Some(stored));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_new_firing_period_replaces_the_old_one() {
+        let mut store = AlertStore::new(StoreLimits::default());
+        store.put(alert("A", 10, 50, 50, false), at(50)).unwrap();
+        let refired = alert("A", 100, 400, 100, true);
+        let stored = store
+            .put(refired.clone(), at(100))
+            .unwrap()
+            .into_changed()
+            .unwrap();
+        assert_eq!(stored, refired, "no overlap: the start is not carried over");
+    }
+
+    #[test]
+    fn views_and_gc_split_firing_from_resolved() {
+        let mut store = AlertStore::new(StoreLimits::default());
+        store
+            .put(alert("firing", 10, 400, 100, true), at(100))
+            .unwrap();
+        store
+            .put(alert("resolved", 10, 90, 100, false), at(100))
+            .unwrap();
+        let names = |alerts: Vec<&Alert>| {
+            alerts
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(store.firing(at(100)).collect()), ["firing"]);
+        assert_eq!(names(store.resolved(at(100)).collect()), ["resolved"]);
+
+        let collected = store.gc(at(100));
+        assert_eq!(names(collected.iter().collect()), ["resolved"]);
+        assert_eq!(names(store.iter().collect()), ["firing"]);
+        assert_eq!(store.counters.collected, 1);
+
+        // At its end time an alert counts as resolved and is collected.
+        assert_eq!(store.gc(at(400)).len(), 1);
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn limits_refuse_with_typed_errors_and_count() {
+        let limits = StoreLimits {
+            max_alerts: 1,
+            max_alert_bytes: 20,
+        };
+        let mut store = AlertStore::new(limits);
+        store.put(alert("A", 10, 400, 100, true), at(100)).unwrap();
+        assert_eq!(
+            store.put(alert("B", 10, 400, 100, true), at(100)),
+            Err(StoreError::TooManyAlerts { limit: 1 })
+        );
+        // Updating an alert already held needs no room.
+        assert!(store.put(alert("A", 10, 500, 110, true), at(110)).is_ok());
+
+        let mut large = alert("A", 10, 400, 120, true);
+        large.annotations.insert("summary", "x".repeat(20));
+        let error = store.put(large, at(120)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::AlertTooLarge {
+                    bytes: 37,
+                    limit: 20,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("alertname=\"A\""), "{error}");
+
+        let mut unnamed = alert("A", 10, 400, 120, true);
+        unnamed.labels = LabelSet::new();
+        assert_eq!(
+            store.put(unnamed, at(120)),
+            Err(StoreError::Invalid(InvalidAlert::NoLabels))
+        );
+        assert_eq!(
+            store.counters,
+            StoreCounters {
+                rejected_too_many: 1,
+                rejected_too_large: 1,
+                rejected_invalid: 1,
+                collected: 0
+            }
+        );
+    }
+
+    fn copy_strategy() -> impl Strategy<Value = Alert> {
+        (0i64..50, 0i64..100, 0i64..20, any::<bool>(), 0u8..3).prop_map(
+            |(starts, length, updated, timeout, annotation)| {
+                let mut copy = alert("A", starts, starts + length, updated, timeout);
+                copy.annotations.insert("summary", annotation.to_string());
+                copy
+            },
+        )
+    }
+
+    proptest! {
+        /// Two copies of an alert, received in either order, leave the same stored alert.
+        #[test]
+        fn two_copies_commute(a in copy_strategy(), b in copy_strategy(), now in 0i64..150) {
+            let now = at(now);
+            let mut forward = AlertStore::new(StoreLimits::default());
+            forward.put(a.clone(), now).unwrap();
+            forward.put(b.clone(), now).unwrap();
+            let mut backward = AlertStore::new(StoreLimits::default());
+            backward.put(b, now).unwrap();
+            backward.put(a, now).unwrap();
+            prop_assert_eq!(forward.iter().collect::<Vec<_>>(), backward.iter().collect::<Vec<_>>());
+        }
+
+        /// Receiving a copy again changes nothing.
+        #[test]
+        fn repeated_copies_are_idempotent(copies in prop::collection::vec(copy_strategy(), 1..6), now in 0i64..150) {
+            let now = at(now);
+            let mut store = AlertStore::new(StoreLimits::default());
+            for copy in &copies {
+                store.put(copy.clone(), now).unwrap();
+            }
+            let last = copies.last().unwrap().clone();
+            prop_assert_eq!(store.put(last, now).unwrap(), PutOutcome::Unchanged);
+        }
+
+        /// Firing copies that a sender refreshes (timeout ends, overlapping periods) converge to
+        /// the same stored alert in any delivery order: the replicated steady state.
+        #[test]
+        fn refreshed_firing_copies_converge_in_any_order(
+            copies in prop::collection::vec((0i64..50, 50i64..100, 0i64..20), 1..6),
+            rotation in 0usize..6,
+        ) {
+            let now = at(40);
+            let copies: Vec<Alert> = copies
+                .into_iter()
+                .map(|(starts, ends, updated)| alert("A", starts, ends + 100, updated, true))
+                .collect();
+            let mut reordered = copies.clone();
+            reordered.rotate_left(rotation % copies.len());
+            reordered.reverse();
+            let mut forward = AlertStore::new(StoreLimits::default());
+            for copy in copies {
+                forward.put(copy, now).unwrap();
+            }
+            let mut other = AlertStore::new(StoreLimits::default());
+            for copy in reordered {
+                other.put(copy, now).unwrap();
+            }
+            prop_assert_eq!(forward.iter().collect::<Vec<_>>(), other.iter().collect::<Vec<_>>());
+        }
+    }
+}
