@@ -172,6 +172,26 @@ pub struct Flush {
     pub deadline: Timestamp,
 }
 
+/// What a new group takes from its route: where it notifies and its timers.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings<'a> {
+    pub receiver: &'a str,
+    pub group_wait: PromDuration,
+    pub group_interval: PromDuration,
+    pub repeat_interval: PromDuration,
+}
+
+impl<'a> From<&'a EffectiveRoute> for GroupSettings<'a> {
+    fn from(route: &'a EffectiveRoute) -> GroupSettings<'a> {
+        GroupSettings {
+            receiver: &route.receiver,
+            group_wait: route.group_wait,
+            group_interval: route.group_interval,
+            repeat_interval: route.repeat_interval,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Groups {
     groups: BTreeMap<GroupId, Group>,
@@ -196,7 +216,7 @@ impl Groups {
     pub fn insert(
         &mut self,
         route_id: usize,
-        route: &EffectiveRoute,
+        route: GroupSettings<'_>,
         group_labels: LabelSet,
         group_key: String,
         alert: Alert,
@@ -228,7 +248,7 @@ impl Groups {
         }
         let mut group = Group {
             labels: group_labels,
-            receiver: route.receiver.clone(),
+            receiver: route.receiver.to_string(),
             group_wait: signed(route.group_wait),
             group_interval: signed(route.group_interval).max(MIN_GROUP_INTERVAL),
             repeat_interval: signed(route.repeat_interval),
@@ -455,7 +475,7 @@ mod tests {
                     let alert = alert(alert_name, starts, ends, time);
                     let labels = LabelSet::from([("team", key)]);
                     groups
-                        .insert(0, &route(), labels, key.to_string(), alert, now)
+                        .insert(0, (&route()).into(), labels, key.to_string(), alert, now)
                         .unwrap();
                 }
                 Event::Poll(expected) => {
@@ -698,15 +718,22 @@ mod tests {
         early
             .insert(
                 0,
-                &route(),
+                (&route()).into(),
                 LabelSet::new(),
                 "g".into(),
                 alert.clone(),
                 at(1000),
             )
             .unwrap();
-        late.insert(0, &route(), LabelSet::new(), "g".into(), alert, at(1020))
-            .unwrap();
+        late.insert(
+            0,
+            (&route()).into(),
+            LabelSet::new(),
+            "g".into(),
+            alert,
+            at(1020),
+        )
+        .unwrap();
         assert_eq!(early.next_wakeup(), late.next_wakeup());
         early.poll_flushes(at(1030));
         // A shell always wakes a little late.
@@ -722,7 +749,7 @@ mod tests {
         groups
             .insert(
                 0,
-                &route(),
+                (&route()).into(),
                 LabelSet::new(),
                 "a".into(),
                 alert.clone(),
@@ -732,14 +759,21 @@ mod tests {
         groups
             .insert(
                 0,
-                &route(),
+                (&route()).into(),
                 LabelSet::new(),
                 "a".into(),
                 alert.clone(),
                 at(1000),
             )
             .unwrap();
-        let refused = groups.insert(1, &route(), LabelSet::new(), "a".into(), alert, at(1000));
+        let refused = groups.insert(
+            1,
+            (&route()).into(),
+            LabelSet::new(),
+            "a".into(),
+            alert,
+            at(1000),
+        );
         assert_eq!(
             refused,
             Err(GroupError::TooManyGroups {

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod inhibition;
 pub mod labels;
 pub mod nflog;
+pub mod pipeline;
 pub mod routing;
 pub mod silences;
 pub mod store;
