@@ -31,6 +31,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v2/status", get(status::alertmanager_status))
+        .merge(alertmanager::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&node),
             record_request,

@@ -1,6 +1,7 @@
 //! Wiring: builds one node from its options and configuration and runs the tokio shell around
 //! it (HTTP server, signals, reloads, shutdown).
 
+pub mod alerting;
 mod options;
 mod storage;
 
@@ -11,7 +12,7 @@ use crate::telemetry::Telemetry;
 use anyhow::Context as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tocsin_mesh::ClusterSettings;
 
@@ -33,6 +34,8 @@ pub struct Node {
     /// Serializes reloads from SIGHUP and HTTP, so two cannot interleave.
     reload_lock: Mutex<()>,
     ready: AtomicBool,
+    /// Set once storage is open; absent while the node starts.
+    alerting: OnceLock<Arc<alerting::AlertingRuntime>>,
 }
 
 impl Node {
@@ -54,6 +57,7 @@ impl Node {
             config: RwLock::new(Arc::new(loaded)),
             reload_lock: Mutex::new(()),
             ready: AtomicBool::new(false),
+            alerting: OnceLock::new(),
         }
     }
 
@@ -63,6 +67,11 @@ impl Node {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// The alerting runtime, once storage is open.
+    pub fn alerting(&self) -> Option<&Arc<alerting::AlertingRuntime>> {
+        self.alerting.get()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -82,6 +91,9 @@ impl Node {
         match result {
             Ok(loaded) => {
                 let source = loaded.source_name.clone();
+                if let Some(alerting) = self.alerting() {
+                    alerting.apply_config(&loaded.alertmanager);
+                }
                 // The write guard lives only for the swap: holding it while anything else reads
                 // the config (even the log line below) would deadlock.
                 *self
@@ -168,6 +180,16 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
 
     let _storage_lock = storage::open(&node.options.storage_path)?;
+    let alerting = Arc::new(alerting::AlertingRuntime::open(
+        &node.options.storage_path,
+        &node.config().alertmanager,
+        jiff::Timestamp::now(),
+    )?);
+    let _ = node.alerting.set(Arc::clone(&alerting));
+    let alerting_task = {
+        let shutdown = shutdown_receiver.clone();
+        tokio::spawn(async move { alerting.run(shutdown).await })
+    };
     node.ready.store(true, Ordering::Release);
     tracing::info!(
         address = %bound,
@@ -189,6 +211,7 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         }
     }
     signals.abort();
+    let _ = alerting_task.await;
     tracing::info!("see you next time");
     Ok(())
 }

@@ -1,0 +1,315 @@
+//! The shell around the alerting pipeline: holds it behind a lock, makes silences and
+//! notification-log entries durable (fsynced) before anything is acknowledged, drives the group
+//! timers from the wall clock, and hands notifications to delivery.
+
+use crate::alerting::groups::GroupLimits;
+use crate::alerting::nflog::{Entry, Nflog, NflogLimits};
+use crate::alerting::pipeline::{Effect, Notification, Pipeline};
+use crate::alerting::silences::{SilenceError, SilenceLimits, SilenceSpec, Silences, codec};
+use crate::alerting::store::{StoreError, StoreLimits};
+use crate::alerting::{Alert, PostedAlert};
+use crate::config::alertmanager::AlertmanagerConfig;
+use crate::state_log::{StateLog, StateLogError, StateLogOptions};
+use anyhow::Context as _;
+use jiff::{SignedDuration, Timestamp};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Alertmanager's default retention of silences and notification-log entries.
+const RETENTION: SignedDuration = SignedDuration::from_hours(120);
+/// How often resolved alerts, old silences and log entries are dropped.
+const GC_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest the timer loop sleeps, so a clock jump is noticed soon.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// A state log larger than this is compacted into a snapshot of the live state.
+const COMPACT_AT_BYTES: u64 = 16 << 20;
+
+/// Why posted alerts were not all taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRejected {
+    /// One line per refused alert: its index in the request and what was wrong.
+    pub errors: Vec<String>,
+    /// A store limit was hit: the client should retry later (HTTP 429), not fix its request.
+    pub limit_reached: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceWriteError {
+    #[error(transparent)]
+    Invalid(#[from] SilenceError),
+    #[error("cannot store the silence durably: {0}")]
+    Storage(#[from] StateLogError),
+    #[error("cannot encode the silence: {0}")]
+    Encoding(String),
+}
+
+pub struct AlertingRuntime {
+    pipeline: Mutex<Pipeline>,
+    silence_log: Mutex<StateLog>,
+    nflog_log: Mutex<StateLog>,
+    /// Woken when input may have moved a group timer earlier.
+    wake: tokio::sync::Notify,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sixteen random bytes for a silence id, from the operating system.
+fn random_id_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without OS randomness, time-derived bytes still give distinct ids on one node.
+        let nanos = Timestamp::now().as_nanosecond().to_le_bytes();
+        bytes.copy_from_slice(&nanos);
+    }
+    bytes
+}
+
+impl AlertingRuntime {
+    /// Opens the silences and notification log under `storage`, replaying what is on disk.
+    pub fn open(
+        storage: &Path,
+        config: &AlertmanagerConfig,
+        now: Timestamp,
+    ) -> anyhow::Result<AlertingRuntime> {
+        let options = StateLogOptions::default();
+        let mut silences = Silences::new(SilenceLimits::default(), RETENTION);
+        let mut refused = 0usize;
+        let (silence_log, recovery) =
+            StateLog::open(&storage.join("silences"), &options, |record| {
+                if silences.restore_record(record, now).is_err() {
+                    refused += 1;
+                }
+            })
+            .context("cannot open the silences log")?;
+        silences.gc(now);
+        report_recovery("silences", &recovery, refused);
+
+        let mut nflog = Nflog::new(NflogLimits::default());
+        let mut refused = 0usize;
+        let (nflog_log, recovery) = StateLog::open(&storage.join("nflog"), &options, |record| {
+            let merged = Entry::decode(record)
+                .ok()
+                .map(|entry| nflog.merge(entry, now));
+            if !matches!(merged, Some(Ok(_))) {
+                refused += 1;
+            }
+        })
+        .context("cannot open the notification log")?;
+        nflog.gc(now);
+        report_recovery("notification log", &recovery, refused);
+
+        let pipeline = Pipeline::new(
+            config,
+            StoreLimits::default(),
+            GroupLimits::default(),
+            silences,
+            nflog,
+        );
+        Ok(AlertingRuntime {
+            pipeline: Mutex::new(pipeline),
+            silence_log: Mutex::new(silence_log),
+            nflog_log: Mutex::new(nflog_log),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Runs `read` with the pipeline locked: for the API's views.
+    pub fn read<R>(&self, read: impl FnOnce(&mut Pipeline) -> R) -> R {
+        read(&mut lock(&self.pipeline))
+    }
+
+    pub fn apply_config(&self, config: &AlertmanagerConfig) {
+        lock(&self.pipeline).apply_config(config, Timestamp::now());
+        self.wake.notify_one();
+    }
+
+    /// Takes posted alerts as Alertmanager does: every valid alert is kept even when others in
+    /// the same request are refused.
+    pub fn post_alerts(&self, posted: Vec<PostedAlert>) -> Result<usize, PostRejected> {
+        let now = Timestamp::now();
+        let mut pipeline = lock(&self.pipeline);
+        let resolve_timeout = pipeline.resolve_timeout();
+        let mut errors = Vec::new();
+        let mut limit_reached = false;
+        let mut accepted = 0;
+        for (index, posted) in posted.into_iter().enumerate() {
+            let result = Alert::from_posted(posted, now, resolve_timeout)
+                .map_err(|error| error.to_string())
+                .and_then(|alert| {
+                    pipeline.receive(alert, now).map_err(|error| {
+                        limit_reached |= matches!(
+                            error,
+                            crate::alerting::pipeline::ReceiveError::Store(
+                                StoreError::TooManyAlerts { .. }
+                            ) | crate::alerting::pipeline::ReceiveError::Groups(_)
+                        );
+                        error.to_string()
+                    })
+                });
+            match result {
+                Ok(()) => accepted += 1,
+                Err(message) => errors.push(format!("alert {index}: {message}")),
+            }
+        }
+        drop(pipeline);
+        self.wake.notify_one();
+        if errors.is_empty() {
+            Ok(accepted)
+        } else {
+            Err(PostRejected {
+                errors,
+                limit_reached,
+            })
+        }
+    }
+
+    /// Creates a silence, or updates the one `id` names. Returns the silence's id once the change
+    /// is on disk.
+    pub fn upsert_silence(
+        &self,
+        spec: SilenceSpec,
+        id: Option<&str>,
+    ) -> Result<String, SilenceWriteError> {
+        let now = Timestamp::now();
+        let mut pipeline = lock(&self.pipeline);
+        let change = match id {
+            Some(id) => pipeline.silences.update(id, spec, now, random_id_bytes())?,
+            None => pipeline.silences.create(spec, now, random_id_bytes())?,
+        };
+        self.persist_silences(&change.persist)?;
+        Ok(change.id)
+    }
+
+    pub fn expire_silence(&self, id: &str) -> Result<(), SilenceWriteError> {
+        let now = Timestamp::now();
+        let mut pipeline = lock(&self.pipeline);
+        if let Some(expired) = pipeline.silences.expire(id, now)? {
+            self.persist_silences(std::slice::from_ref(&expired))?;
+        }
+        Ok(())
+    }
+
+    /// Called with the pipeline locked, so the log's order is the order changes were made.
+    fn persist_silences(
+        &self,
+        silences: &[crate::alerting::silences::Silence],
+    ) -> Result<(), SilenceWriteError> {
+        let records = silences
+            .iter()
+            .map(codec::encode_silence)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| SilenceWriteError::Encoding(error.to_string()))?;
+        lock(&self.silence_log).append(records.iter().map(Vec::as_slice))?;
+        Ok(())
+    }
+
+    /// Drives group timers until `shutdown` flips: polls the pipeline when a timer is due or input
+    /// arrived, delivers notifications, and collects garbage.
+    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut last_gc = Timestamp::now();
+        loop {
+            let now = Timestamp::now();
+            let effects = lock(&self.pipeline).poll(now);
+            for effect in effects {
+                match effect {
+                    Effect::Notify(notification) => self.deliver(&notification),
+                    Effect::PersistNflog(entry) => self.persist_nflog(&entry),
+                }
+            }
+            if now.duration_since(last_gc)
+                >= SignedDuration::try_from(GC_INTERVAL).unwrap_or(SignedDuration::MAX)
+            {
+                self.collect_garbage(now);
+                last_gc = now;
+            }
+            let sleep = lock(&self.pipeline)
+                .next_wakeup()
+                .and_then(|wakeup| Duration::try_from(wakeup.duration_since(Timestamp::now())).ok())
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    /// Webhook and email delivery arrive with the receivers issue; until then a notification
+    /// that needs an integration is reported and counted as failed, so nothing claims a delivery
+    /// that did not happen and the notification log stays truthful.
+    fn deliver(&self, notification: &Notification) {
+        tracing::warn!(
+            receiver = %notification.integration,
+            group = %notification.group.group_key,
+            reason = notification.reason.as_str(),
+            firing = notification.firing.len(),
+            resolved = notification.resolved.len(),
+            "notification not delivered: webhook and email integrations are not available in this build yet"
+        );
+        lock(&self.pipeline).failed(notification);
+    }
+
+    fn persist_nflog(&self, entry: &Entry) {
+        let written = entry
+            .encode()
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| {
+                lock(&self.nflog_log)
+                    .append([bytes.as_slice()])
+                    .map_err(|error| error.to_string())
+            });
+        if let Err(error) = written {
+            tracing::error!(%error, "cannot write the notification log");
+        }
+    }
+
+    fn collect_garbage(&self, now: Timestamp) {
+        let mut pipeline = lock(&self.pipeline);
+        pipeline.gc(now);
+        let mut silence_log = lock(&self.silence_log);
+        if silence_log.log_bytes() > COMPACT_AT_BYTES {
+            let records: Vec<Vec<u8>> = pipeline
+                .silences
+                .iter()
+                .filter_map(|silence| codec::encode_silence(silence).ok())
+                .collect();
+            if let Err(error) = silence_log.compact(records.iter().map(Vec::as_slice)) {
+                tracing::error!(%error, "cannot compact the silences log");
+            }
+        }
+        let mut nflog_log = lock(&self.nflog_log);
+        if nflog_log.log_bytes() > COMPACT_AT_BYTES {
+            let records: Vec<Vec<u8>> = pipeline
+                .nflog
+                .iter()
+                .filter_map(|entry| entry.encode().ok())
+                .collect();
+            if let Err(error) = nflog_log.compact(records.iter().map(Vec::as_slice)) {
+                tracing::error!(%error, "cannot compact the notification log");
+            }
+        }
+    }
+}
+
+fn report_recovery(what: &str, recovery: &crate::state_log::Recovery, refused: usize) {
+    if recovery.discarded_log_bytes > 0 || recovery.snapshot_damaged || refused > 0 {
+        tracing::warn!(
+            state = what,
+            discarded_bytes = recovery.discarded_log_bytes,
+            snapshot_damaged = recovery.snapshot_damaged,
+            refused_records = refused,
+            "recovered with losses"
+        );
+    }
+    tracing::info!(
+        state = what,
+        records = recovery.snapshot_records + recovery.log_records,
+        "state restored"
+    );
+}
