@@ -88,6 +88,10 @@ fn serves_lifecycle_and_status_endpoints_with_the_embedded_config() {
         "tocsin_http_requests_total{handler=\"/-/healthy\",code=\"200\"} 1",
         "process_resident_memory_bytes",
         "process_open_fds",
+        "tocsin_alerts 0",
+        "tocsin_alert_groups 0",
+        "tocsin_silences_active 0",
+        "tocsin_alerts_rejected_too_many_total 0",
     ] {
         assert!(body.contains(name), "/metrics lacks {name}:\n{body}");
     }

@@ -313,3 +313,104 @@ fn report_recovery(what: &str, recovery: &crate::state_log::Recovery, refused: u
         "state restored"
     );
 }
+
+/// The alerting runtime's numbers, read at scrape time: sizes of the store, groups, silences and
+/// notification log, and every time one of their bounds refused something.
+pub struct AlertingMetrics(pub std::sync::Arc<AlertingRuntime>);
+
+impl std::fmt::Debug for AlertingMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertingMetrics")
+    }
+}
+
+impl prometheus_client::collector::Collector for AlertingMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+
+        let now = Timestamp::now();
+        let (firing, groups, silences_active, nflog_entries, store, group_counters, silence_stats) =
+            self.0.read(|pipeline| {
+                let silences_active = pipeline
+                    .silences
+                    .iter()
+                    .filter(|silence| {
+                        silence.state_at(now) == crate::alerting::silences::SilenceState::Active
+                    })
+                    .count();
+                (
+                    pipeline.store().firing(now).count(),
+                    pipeline.groups().len(),
+                    silences_active,
+                    pipeline.nflog.len(),
+                    pipeline.store().counters,
+                    pipeline.groups().counters,
+                    pipeline.silences.stats(),
+                )
+            });
+        let gauges = [
+            ("tocsin_alerts", "Alerts held that are not resolved", firing),
+            ("tocsin_alert_groups", "Aggregation groups", groups),
+            (
+                "tocsin_silences_active",
+                "Silences in force",
+                silences_active,
+            ),
+            (
+                "tocsin_nflog_entries",
+                "Entries in the notification log",
+                nflog_entries,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            ConstGauge::new(value as i64).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
+        let counters = [
+            (
+                "tocsin_alerts_rejected_too_many",
+                "Alerts refused because the store was full",
+                store.rejected_too_many,
+            ),
+            (
+                "tocsin_alerts_rejected_too_large",
+                "Alerts refused because their labels and annotations were too large",
+                store.rejected_too_large,
+            ),
+            (
+                "tocsin_alerts_rejected_invalid",
+                "Alerts refused as invalid",
+                store.rejected_invalid,
+            ),
+            (
+                "tocsin_alert_groups_rejected",
+                "Alerts not grouped because the group limit was reached",
+                group_counters.rejected_too_many,
+            ),
+            (
+                "tocsin_silences_rejected",
+                "Silences refused because a limit was reached",
+                silence_stats.refused_by_limit,
+            ),
+        ];
+        for (name, help, value) in counters {
+            ConstCounter::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                MetricType::Counter,
+            )?)?;
+        }
+        Ok(())
+    }
+}

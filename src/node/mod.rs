@@ -186,6 +186,8 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         jiff::Timestamp::now(),
     )?);
     let _ = node.alerting.set(Arc::clone(&alerting));
+    node.telemetry
+        .register_collector(Box::new(alerting::AlertingMetrics(Arc::clone(&alerting))));
     let alerting_task = {
         let shutdown = shutdown_receiver.clone();
         tokio::spawn(async move { alerting.run(shutdown).await })

@@ -4,6 +4,7 @@
 
 mod process;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -11,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,7 +40,9 @@ const HTTP_DURATION_BUCKETS: [f64; 11] = [
 ];
 
 pub struct Telemetry {
-    registry: Registry,
+    /// Behind a lock so that parts created after start-up (the alerting runtime opens with the
+    /// storage) can register their collectors.
+    registry: Mutex<Registry>,
     http_requests: Family<HttpRequestLabels, Counter>,
     http_request_duration: Family<HandlerLabels, Histogram>,
     config_last_reload_successful: Gauge,
@@ -96,12 +100,23 @@ impl Telemetry {
         );
         registry.register_collector(Box::new(process::ProcessCollector::new()));
         Telemetry {
-            registry,
+            registry: Mutex::new(registry),
             http_requests,
             http_request_duration,
             config_last_reload_successful,
             config_last_reload_success_timestamp,
         }
+    }
+
+    /// Adds metrics read from another part of the node at scrape time.
+    pub fn register_collector(&self, collector: Box<dyn Collector>) {
+        self.registry().register_collector(collector);
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn record_reload(&self, successful: bool, at: jiff::Timestamp) {
@@ -132,7 +147,7 @@ impl Telemetry {
         let mut out = String::new();
         // Writing to a String cannot fail; an encoder error would be a bug in a metric's name.
         if let Err(error) =
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry())
         {
             tracing::error!(%error, "cannot encode metrics");
         }
@@ -142,7 +157,7 @@ impl Telemetry {
     /// OpenMetrics 1.0 text, for scrapers that ask for it.
     pub fn encode_openmetrics(&self) -> String {
         let mut out = String::new();
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry()) {
             tracing::error!(%error, "cannot encode metrics");
         }
         out
