@@ -70,7 +70,10 @@ impl NotificationData {
         group_key: String,
         reason: String,
     ) -> NotificationData {
-        let status = if alerts.iter().any(|alert| alert.status == AlertStatus::Firing) {
+        let status = if alerts
+            .iter()
+            .any(|alert| alert.status == AlertStatus::Firing)
+        {
             AlertStatus::Firing
         } else {
             AlertStatus::Resolved
@@ -91,11 +94,15 @@ impl NotificationData {
     }
 
     pub fn firing(&self) -> impl Iterator<Item = &AlertData> {
-        self.alerts.iter().filter(|alert| alert.status == AlertStatus::Firing)
+        self.alerts
+            .iter()
+            .filter(|alert| alert.status == AlertStatus::Firing)
     }
 
     pub fn resolved(&self) -> impl Iterator<Item = &AlertData> {
-        self.alerts.iter().filter(|alert| alert.status == AlertStatus::Resolved)
+        self.alerts
+            .iter()
+            .filter(|alert| alert.status == AlertStatus::Resolved)
     }
 }
 
@@ -118,7 +125,10 @@ mod tests {
     fn alert(status: AlertStatus, labels: &[(&str, &str)]) -> AlertData {
         AlertData {
             status,
-            labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             annotations: KeyValues::new(),
             starts_at: Timestamp::UNIX_EPOCH,
             ends_at: None,
@@ -132,8 +142,14 @@ mod tests {
         let data = NotificationData::new(
             "team".into(),
             vec![
-                alert(AlertStatus::Resolved, &[("alertname", "A"), ("job", "x"), ("i", "1")]),
-                alert(AlertStatus::Firing, &[("alertname", "A"), ("job", "y"), ("i", "1")]),
+                alert(
+                    AlertStatus::Resolved,
+                    &[("alertname", "A"), ("job", "x"), ("i", "1")],
+                ),
+                alert(
+                    AlertStatus::Firing,
+                    &[("alertname", "A"), ("job", "y"), ("i", "1")],
+                ),
             ],
             KeyValues::new(),
             "http://tocsin/".into(),
@@ -141,7 +157,10 @@ mod tests {
             "first_notification".into(),
         );
         assert_eq!(data.status, AlertStatus::Firing);
-        assert_eq!(data.common_labels.keys().collect::<Vec<_>>(), ["alertname", "i"]);
+        assert_eq!(
+            data.common_labels.keys().collect::<Vec<_>>(),
+            ["alertname", "i"]
+        );
         assert_eq!(data.firing().count(), 1);
         assert_eq!(data.resolved().count(), 1);
     }

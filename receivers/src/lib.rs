@@ -6,5 +6,11 @@
 //! [`NotificationData`], the data Alertmanager's templates see, and hands it to a notifier.
 
 pub mod data;
+pub mod email;
+pub mod http_client;
+pub mod notifier;
+pub mod retry;
+pub mod template;
+pub mod webhook;
 
 pub use data::{AlertData, AlertStatus, KeyValues, NotificationData};
