@@ -108,3 +108,25 @@ fn includes_scrape_config_files_and_refuses_a_repeated_job_name() {
     );
     assert!(stderr.contains(&expected), "{stderr}\nexpected: {expected}");
 }
+
+#[test]
+fn template_errors_are_reported_at_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.tmpl"), "{{ define \"my.subject\" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}{{ end }}\n").unwrap();
+    let main = dir.path().join("tocsin.yml");
+    std::fs::write(&main, "alertmanager:\n  templates: ['*.tmpl']\n  route:\n    receiver: r\n  receivers:\n    - name: r\n").unwrap();
+    let (ok, stdout, stderr) = check(&[&main]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 templates"), "{stdout}");
+
+    let bad = dir.path().join("bad.tmpl");
+    std::fs::write(
+        &bad,
+        "{{ define \"x\" }}\n  {{ if .Status }}open{{ end\n{{ end }}\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(&[&main]);
+    assert!(!ok);
+    let expected = format!("{}:3:1: unexpected '{{' in command", bad.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}

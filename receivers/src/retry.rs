@@ -48,7 +48,7 @@ impl RetryPolicy {
         &self,
         failed_attempts: u32,
         retry_after: Option<Duration>,
-        rng: &mut dyn FnMut() -> f64,
+        rng: &mut (dyn FnMut() -> f64 + Send),
     ) -> Option<Duration> {
         if let Some(max_attempts) = self.max_attempts
             && failed_attempts >= max_attempts
@@ -91,7 +91,7 @@ pub async fn deliver_with_retry<F, Fut>(
     policy: &RetryPolicy,
     deadline: Instant,
     stats: Option<&DeliveryStats>,
-    rng: &mut dyn FnMut() -> f64,
+    rng: &mut (dyn FnMut() -> f64 + Send),
     mut attempt: F,
 ) -> Result<DeliveryReport, NotifyError>
 where

@@ -6,6 +6,8 @@ use super::prometheus::{RuleFile, parse_rule_file, parse_scrape_config_file};
 use super::{Config, ConfigError, Invalid, MAX_FILE_BYTES, Spanned, parse_document};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tocsin_receivers::template::{TemplateError, Templates};
 
 /// A glob in the config matching more files than this is refused (a typo like `/**` would
 /// otherwise read a whole disk).
@@ -29,6 +31,10 @@ pub struct LoadedConfig {
     pub alertmanager_text: String,
     pub rule_files: Vec<(PathBuf, RuleFile)>,
     pub template_files: Vec<PathBuf>,
+    /// Tocsin's default notification templates plus those files, compiled.
+    pub templates: Arc<Templates>,
+    /// The folder the Alertmanager part's relative paths (`*_file`, templates) resolve against.
+    pub alertmanager_dir: PathBuf,
 }
 
 /// Every file's first error, in the order the files were read.
@@ -130,14 +136,19 @@ pub fn load_text(
         };
 
     let mut template_files = Vec::new();
+    let mut templates = Templates::new();
     for pattern in &alertmanager.templates {
         match expand_glob(&alertmanager_dir, pattern) {
             Ok(paths) => {
                 for path in paths {
-                    // Template syntax is checked by the template engine when it compiles them;
-                    // here each file must at least exist, be readable and be bounded.
-                    match read_bounded(&path) {
-                        Ok(_) => template_files.push(path),
+                    let name = path.display().to_string();
+                    let compiled = read_bounded(&path).and_then(|text| {
+                        templates
+                            .add_file(&name, &text)
+                            .map_err(|error| template_error(&name, error))
+                    });
+                    match compiled {
+                        Ok(()) => template_files.push(path),
                         Err(error) => errors.push(error),
                     }
                 }
@@ -157,7 +168,29 @@ pub fn load_text(
         alertmanager_text,
         rule_files,
         template_files,
+        templates: Arc::new(templates),
+        alertmanager_dir,
     })
+}
+
+/// A template file's parse error, at its position in that file.
+fn template_error(file: &str, error: TemplateError) -> ConfigError {
+    match error {
+        TemplateError::Parse {
+            file,
+            line,
+            column,
+            message,
+        } => ConfigError {
+            file,
+            at: super::Position {
+                line: line as u64,
+                column: column as u64,
+            },
+            message,
+        },
+        other => ConfigError::whole_file(file, other.to_string()),
+    }
 }
 
 /// Appends the jobs of `scrape_config_files` to `config.scrape_configs`, so every user of the

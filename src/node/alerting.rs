@@ -2,19 +2,22 @@
 //! notification-log entries durable (fsynced) before anything is acknowledged, drives the group
 //! timers from the wall clock, and hands notifications to delivery.
 
-use crate::alerting::groups::GroupLimits;
+use super::receivers::Integrations;
+use crate::alerting::groups::{GroupLimits, alertmanager_order};
 use crate::alerting::nflog::{Entry, Nflog, NflogLimits};
 use crate::alerting::pipeline::{Effect, Notification, Pipeline};
 use crate::alerting::silences::{SilenceError, SilenceLimits, SilenceSpec, Silences, codec};
 use crate::alerting::store::{StoreError, StoreLimits};
 use crate::alerting::{Alert, PostedAlert};
-use crate::config::alertmanager::AlertmanagerConfig;
+use crate::config::LoadedConfig;
 use crate::state_log::{StateLog, StateLogError, StateLogOptions};
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
+use tocsin_receivers::data::{AlertData, AlertStatus, NotificationData};
+use tocsin_receivers::retry::RetryPolicy;
 
 /// Alertmanager's default retention of silences and notification-log entries.
 const RETENTION: SignedDuration = SignedDuration::from_hours(120);
@@ -22,6 +25,8 @@ const RETENTION: SignedDuration = SignedDuration::from_hours(120);
 const GC_INTERVAL: Duration = Duration::from_secs(30);
 /// The longest the timer loop sleeps, so a clock jump is noticed soon.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// A notification due right at its group's next flush still gets this long to be delivered.
+const MIN_DELIVERY_TIME: Duration = Duration::from_secs(10);
 /// A state log larger than this is compacted into a snapshot of the live state.
 const COMPACT_AT_BYTES: u64 = 16 << 20;
 
@@ -44,8 +49,15 @@ pub enum SilenceWriteError {
     Encoding(String),
 }
 
+/// What delivery needs from the configuration; replaced whole on reload.
+struct Delivery {
+    integrations: Integrations,
+    external_url: String,
+}
+
 pub struct AlertingRuntime {
     pipeline: Mutex<Pipeline>,
+    delivery: RwLock<Arc<Delivery>>,
     silence_log: Mutex<StateLog>,
     nflog_log: Mutex<StateLog>,
     /// Woken when input may have moved a group timer earlier.
@@ -73,9 +85,13 @@ impl AlertingRuntime {
     /// Opens the silences and notification log under `storage`, replaying what is on disk.
     pub fn open(
         storage: &Path,
-        config: &AlertmanagerConfig,
+        loaded: &LoadedConfig,
+        external_url: &str,
         now: Timestamp,
     ) -> anyhow::Result<AlertingRuntime> {
+        let config = &loaded.alertmanager;
+        let delivery =
+            build_delivery(loaded, external_url).map_err(|error| anyhow::anyhow!(error))?;
         let options = StateLogOptions::default();
         let mut silences = Silences::new(SilenceLimits::default(), RETENTION);
         let mut refused = 0usize;
@@ -112,6 +128,7 @@ impl AlertingRuntime {
         );
         Ok(AlertingRuntime {
             pipeline: Mutex::new(pipeline),
+            delivery: RwLock::new(Arc::new(delivery)),
             silence_log: Mutex::new(silence_log),
             nflog_log: Mutex::new(nflog_log),
             wake: tokio::sync::Notify::new(),
@@ -123,9 +140,17 @@ impl AlertingRuntime {
         read(&mut lock(&self.pipeline))
     }
 
-    pub fn apply_config(&self, config: &AlertmanagerConfig) {
-        lock(&self.pipeline).apply_config(config, Timestamp::now());
+    /// Takes a reloaded configuration. Fails, changing nothing, if a receiver cannot be built
+    /// (an unreadable `*_file`, a bad certificate).
+    pub fn apply_config(&self, loaded: &LoadedConfig, external_url: &str) -> Result<(), String> {
+        let delivery = build_delivery(loaded, external_url)?;
+        lock(&self.pipeline).apply_config(&loaded.alertmanager, Timestamp::now());
+        *self
+            .delivery
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(delivery);
         self.wake.notify_one();
+        Ok(())
     }
 
     /// Takes posted alerts as Alertmanager does: every valid alert is kept even when others in
@@ -210,14 +235,14 @@ impl AlertingRuntime {
 
     /// Drives group timers until `shutdown` flips: polls the pipeline when a timer is due or input
     /// arrived, delivers notifications, and collects garbage.
-    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut last_gc = Timestamp::now();
         loop {
             let now = Timestamp::now();
             let effects = lock(&self.pipeline).poll(now);
             for effect in effects {
                 match effect {
-                    Effect::Notify(notification) => self.deliver(&notification),
+                    Effect::Notify(notification) => Arc::clone(&self).spawn_delivery(notification),
                     Effect::PersistNflog(entry) => self.persist_nflog(&entry),
                 }
             }
@@ -240,19 +265,58 @@ impl AlertingRuntime {
         }
     }
 
-    /// Webhook and email delivery arrive with the receivers issue; until then a notification
-    /// that needs an integration is reported and counted as failed, so nothing claims a delivery
-    /// that did not happen and the notification log stays truthful.
-    fn deliver(&self, notification: &Notification) {
-        tracing::warn!(
-            receiver = %notification.integration,
-            group = %notification.group.group_key,
-            reason = notification.reason.as_str(),
-            firing = notification.firing.len(),
-            resolved = notification.resolved.len(),
-            "notification not delivered: webhook and email integrations are not available in this build yet"
+    /// Delivers one notification in its own task, retrying until the group's next flush; logs it
+    /// durably in the notification log once the receiver accepted it.
+    fn spawn_delivery(self: Arc<Self>, notification: Notification) {
+        let delivery = Arc::clone(
+            &self
+                .delivery
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        lock(&self.pipeline).failed(notification);
+        let Some(notifier) = delivery.integrations.get(&notification.integration) else {
+            tracing::error!(receiver = %notification.integration, "no such integration; notification dropped");
+            lock(&self.pipeline).failed(&notification);
+            return;
+        };
+        let stats = delivery.integrations.stats(&notification.integration);
+        let data = notification_data(&notification, &delivery.external_url);
+        let until_deadline =
+            Duration::try_from(notification.deadline.duration_since(Timestamp::now()))
+                .unwrap_or(Duration::ZERO)
+                .max(MIN_DELIVERY_TIME);
+        let deadline = tokio::time::Instant::now() + until_deadline;
+        tokio::spawn(async move {
+            let policy = RetryPolicy::default();
+            let result = tocsin_receivers::retry::deliver(
+                notifier.as_ref(),
+                &data,
+                &policy,
+                deadline,
+                stats.as_deref(),
+            )
+            .await;
+            match result {
+                Ok(_) => {
+                    let logged = lock(&self.pipeline).delivered(&notification, Timestamp::now());
+                    match logged {
+                        Ok(Some(entry)) => self.persist_nflog(&entry),
+                        Ok(None) => {}
+                        Err(error) => tracing::error!(%error, "cannot log the notification"),
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        receiver = %notification.integration,
+                        group = %notification.group.group_key,
+                        reason = error.reason,
+                        error = %error.message,
+                        "notification failed; the next flush tries again"
+                    );
+                    lock(&self.pipeline).failed(&notification);
+                }
+            }
+        });
     }
 
     fn persist_nflog(&self, entry: &Entry) {
@@ -295,6 +359,55 @@ impl AlertingRuntime {
             }
         }
     }
+}
+
+fn build_delivery(loaded: &LoadedConfig, external_url: &str) -> Result<Delivery, String> {
+    let integrations = Integrations::build(
+        &loaded.alertmanager,
+        Arc::clone(&loaded.templates),
+        &loaded.alertmanager_dir,
+    )?;
+    Ok(Delivery {
+        integrations,
+        external_url: external_url.to_string(),
+    })
+}
+
+/// What templates and payloads see of a notification: its alerts in Alertmanager's order, a
+/// firing alert without an end.
+fn notification_data(notification: &Notification, external_url: &str) -> NotificationData {
+    let mut alerts: Vec<(&Alert, AlertStatus)> = notification
+        .firing
+        .iter()
+        .map(|alert| (alert, AlertStatus::Firing))
+        .chain(
+            notification
+                .resolved
+                .iter()
+                .map(|alert| (alert, AlertStatus::Resolved)),
+        )
+        .collect();
+    alerts.sort_by(|(a, _), (b, _)| alertmanager_order(a, b));
+    let alerts = alerts
+        .into_iter()
+        .map(|(alert, status)| AlertData {
+            status,
+            labels: alert.labels.0.clone(),
+            annotations: alert.annotations.0.clone(),
+            starts_at: alert.starts_at,
+            ends_at: (status == AlertStatus::Resolved).then_some(alert.ends_at),
+            generator_url: alert.generator_url.clone(),
+            fingerprint: alert.fingerprint().to_string(),
+        })
+        .collect();
+    NotificationData::new(
+        notification.integration.name.clone(),
+        alerts,
+        notification.group_labels.0.clone(),
+        external_url.to_string(),
+        notification.group.group_key.clone(),
+        notification.reason.as_str().to_string(),
+    )
 }
 
 fn report_recovery(what: &str, recovery: &crate::state_log::Recovery, refused: usize) {

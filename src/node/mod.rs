@@ -3,6 +3,7 @@
 
 pub mod alerting;
 mod options;
+pub mod receivers;
 mod storage;
 
 pub use options::{ClusterFlags, NodeOptions, route_prefix};
@@ -91,8 +92,14 @@ impl Node {
         match result {
             Ok(loaded) => {
                 let source = loaded.source_name.clone();
-                if let Some(alerting) = self.alerting() {
-                    alerting.apply_config(&loaded.alertmanager);
+                if let Some(alerting) = self.alerting()
+                    && let Err(message) = alerting.apply_config(&loaded, self.external_url.as_str())
+                {
+                    let errors =
+                        LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
+                    self.telemetry.record_reload(false, jiff::Timestamp::now());
+                    tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                    return Err(errors);
                 }
                 // The write guard lives only for the swap: holding it while anything else reads
                 // the config (even the log line below) would deadlock.
@@ -154,6 +161,8 @@ pub fn resolve_cluster(
 
 /// Runs a node until SIGTERM or SIGINT.
 pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
+    // One rustls crypto provider (ring) for the whole process, installed before any TLS use.
+    tocsin_receivers::http_client::install_crypto_provider();
     let loaded = load_config(&options)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
     let cluster =
@@ -182,7 +191,8 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let _storage_lock = storage::open(&node.options.storage_path)?;
     let alerting = Arc::new(alerting::AlertingRuntime::open(
         &node.options.storage_path,
-        &node.config().alertmanager,
+        &node.config(),
+        node.external_url.as_str(),
         jiff::Timestamp::now(),
     )?);
     let _ = node.alerting.set(Arc::clone(&alerting));
@@ -190,7 +200,7 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         .register_collector(Box::new(alerting::AlertingMetrics(Arc::clone(&alerting))));
     let alerting_task = {
         let shutdown = shutdown_receiver.clone();
-        tokio::spawn(async move { alerting.run(shutdown).await })
+        tokio::spawn(Arc::clone(&alerting).run(shutdown))
     };
     node.ready.store(true, Ordering::Release);
     tracing::info!(
