@@ -287,6 +287,14 @@ fn webhook_gets_one_firing_then_one_resolved_notification() {
         "duplicate notification: {:#?}",
         server.received()
     );
+    let (_, metrics) = common::get(&node.url("/metrics"));
+    let delivered =
+        "tocsin_notifications_total{integration=\"webhook\",receiver=\"hook\",index=\"0\"} 1";
+    assert!(metrics.contains(delivered), "{metrics}");
+    assert!(
+        metrics.contains("tocsin_notification_latency_seconds_bucket{integration=\"webhook\""),
+        "{metrics}"
+    );
 
     post_alerts(
         &node,

@@ -143,7 +143,17 @@ impl AlertingRuntime {
     /// Takes a reloaded configuration. Fails, changing nothing, if a receiver cannot be built
     /// (an unreadable `*_file`, a bad certificate).
     pub fn apply_config(&self, loaded: &LoadedConfig, external_url: &str) -> Result<(), String> {
-        let delivery = build_delivery(loaded, external_url)?;
+        let mut delivery = build_delivery(loaded, external_url)?;
+        // Counters of integrations that survive the reload keep counting, as Prometheus expects.
+        let previous = Arc::clone(
+            &self
+                .delivery
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        delivery
+            .integrations
+            .carry_stats_from(&previous.integrations);
         lock(&self.pipeline).apply_config(&loaded.alertmanager, Timestamp::now());
         *self
             .delivery
@@ -231,6 +241,26 @@ impl AlertingRuntime {
             .map_err(|error| SilenceWriteError::Encoding(error.to_string()))?;
         lock(&self.silence_log).append(records.iter().map(Vec::as_slice))?;
         Ok(())
+    }
+
+    /// Delivery counters of every integration, for `/metrics`.
+    pub fn delivery_stats(
+        &self,
+    ) -> Vec<(
+        crate::alerting::nflog::ReceiverKey,
+        tocsin_receivers::notifier::DeliveryStatsSnapshot,
+    )> {
+        let delivery = Arc::clone(
+            &self
+                .delivery
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        delivery
+            .integrations
+            .iter_stats()
+            .map(|(key, stats)| (key.clone(), stats.snapshot()))
+            .collect()
     }
 
     /// Drives group timers until `shutdown` flips: polls the pipeline when a timer is due or input
@@ -524,6 +554,99 @@ impl prometheus_client::collector::Collector for AlertingMetrics {
                 MetricType::Counter,
             )?)?;
         }
-        Ok(())
+        encode_delivery_metrics(&self.0.delivery_stats(), &mut encoder)
     }
+}
+
+type DeliverySnapshot = tocsin_receivers::notifier::DeliveryStatsSnapshot;
+
+/// Per integration, as Alertmanager names them (`alertmanager_notifications_total` and friends),
+/// with the receiver's name as a label too.
+fn encode_delivery_metrics(
+    stats: &[(crate::alerting::nflog::ReceiverKey, DeliverySnapshot)],
+    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::EncodeMetric;
+    use prometheus_client::metrics::MetricType;
+    use prometheus_client::metrics::counter::ConstCounter;
+    type Labels = Vec<(&'static str, String)>;
+    let labels = |key: &crate::alerting::nflog::ReceiverKey| -> Labels {
+        vec![
+            ("integration", key.integration.clone()),
+            ("receiver", key.name.clone()),
+            ("index", key.index.to_string()),
+        ]
+    };
+    type Read = fn(&DeliverySnapshot) -> u64;
+    let plain_counters: [(&str, &str, Read); 4] = [
+        (
+            "tocsin_notifications",
+            "Notifications delivered (accepted by the receiver)",
+            |s| s.sent,
+        ),
+        (
+            "tocsin_notification_requests",
+            "Delivery attempts, retries included",
+            |s| s.attempts,
+        ),
+        (
+            "tocsin_notification_requests_failed",
+            "Delivery attempts that failed",
+            |s| s.attempts_failed,
+        ),
+        (
+            "tocsin_notification_retries",
+            "Delivery attempts that were retries",
+            |s| s.retries,
+        ),
+    ];
+    for (name, help, read) in plain_counters {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (key, snapshot) in stats {
+            let labels = labels(key);
+            ConstCounter::new(read(snapshot)).encode(metric.encode_family(&labels)?)?;
+        }
+    }
+    let mut failed = encoder.encode_descriptor(
+        "tocsin_notifications_failed",
+        "Notifications given up on, by reason",
+        None,
+        MetricType::Counter,
+    )?;
+    for (key, snapshot) in stats {
+        for (reason, count) in &snapshot.failed_by_reason {
+            let mut labels = labels(key);
+            labels.push(("reason", reason.to_string()));
+            ConstCounter::new(*count).encode(failed.encode_family(&labels)?)?;
+        }
+    }
+    let mut latency = encoder.encode_descriptor(
+        "tocsin_notification_latency_seconds",
+        "Time one delivery attempt took",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (key, snapshot) in stats {
+        // The snapshot's buckets are cumulative and end with +Inf; the encoder wants per-bucket
+        // counts and adds +Inf itself.
+        let mut previous = 0;
+        let buckets: Vec<(f64, u64)> = snapshot
+            .latency_cumulative
+            .iter()
+            .filter(|(upper, _)| upper.is_finite())
+            .map(|&(upper, cumulative)| {
+                let in_bucket = cumulative.saturating_sub(previous);
+                previous = cumulative;
+                (upper, in_bucket)
+            })
+            .collect();
+        let labels = labels(key);
+        latency.encode_family(&labels)?.encode_histogram::<Labels>(
+            snapshot.latency_sum_seconds,
+            snapshot.latency_count,
+            &buckets,
+            None,
+        )?;
+    }
+    Ok(())
 }
