@@ -125,33 +125,6 @@ fn serve(stream: TcpStream, record: &Mutex<Vec<Received>>, answered: &AtomicUsiz
     let _ = stream.flush();
 }
 
-/// POSTs JSON to `url` over a plain socket; returns the status and body.
-fn post_json(url: &str, body: &Value) -> (u16, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
-}
-
 /// An alert as `POST /api/v2/alerts` takes it: firing unless `ends_at` is given.
 fn alert(name: &str, starts_at: jiff::Timestamp, ends_at: Option<jiff::Timestamp>) -> Value {
     let mut alert = json!({
@@ -167,7 +140,7 @@ fn alert(name: &str, starts_at: jiff::Timestamp, ends_at: Option<jiff::Timestamp
 }
 
 fn post_alerts(node: &RunningNode, alerts: &[Value]) {
-    let (status, body) = post_json(&node.url("/api/v2/alerts"), &json!(alerts));
+    let (status, body) = common::post_json(&node.url("/api/v2/alerts"), &json!(alerts).to_string());
     assert_eq!(status, 200, "POST /api/v2/alerts: {body}\n{}", node.log());
 }
 

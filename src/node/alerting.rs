@@ -135,6 +135,16 @@ impl AlertingRuntime {
         })
     }
 
+    /// The delivery settings in force; a reload replaces them whole.
+    fn current_delivery(&self) -> Arc<Delivery> {
+        Arc::clone(
+            &self
+                .delivery
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
     /// Runs `read` with the pipeline locked: for the API's views.
     pub fn read<R>(&self, read: impl FnOnce(&mut Pipeline) -> R) -> R {
         read(&mut lock(&self.pipeline))
@@ -145,12 +155,7 @@ impl AlertingRuntime {
     pub fn apply_config(&self, loaded: &LoadedConfig, external_url: &str) -> Result<(), String> {
         let mut delivery = build_delivery(loaded, external_url)?;
         // Counters of integrations that survive the reload keep counting, as Prometheus expects.
-        let previous = Arc::clone(
-            &self
-                .delivery
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let previous = self.current_delivery();
         delivery
             .integrations
             .carry_stats_from(&previous.integrations);
@@ -250,12 +255,7 @@ impl AlertingRuntime {
         crate::alerting::nflog::ReceiverKey,
         tocsin_receivers::notifier::DeliveryStatsSnapshot,
     )> {
-        let delivery = Arc::clone(
-            &self
-                .delivery
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let delivery = self.current_delivery();
         delivery
             .integrations
             .iter_stats()
@@ -298,12 +298,7 @@ impl AlertingRuntime {
     /// Delivers one notification in its own task, retrying until the group's next flush; logs it
     /// durably in the notification log once the receiver accepted it.
     fn spawn_delivery(self: Arc<Self>, notification: Notification) {
-        let delivery = Arc::clone(
-            &self
-                .delivery
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let delivery = self.current_delivery();
         let Some(notifier) = delivery.integrations.get(&notification.integration) else {
             tracing::error!(receiver = %notification.integration, "no such integration; notification dropped");
             lock(&self.pipeline).failed(&notification);

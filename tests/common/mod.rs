@@ -135,6 +135,15 @@ pub fn post(url: &str) -> (u16, String) {
 /// A tiny HTTP/1.1 client over a real socket: enough for status endpoints, and keeps the tests
 /// free of an async runtime.
 pub fn request(method: &str, url: &str) -> (u16, String) {
+    request_with_body(method, url, "")
+}
+
+/// POSTs a JSON body; returns the status and body.
+pub fn post_json(url: &str, body: &str) -> (u16, String) {
+    request_with_body("POST", url, body)
+}
+
+fn request_with_body(method: &str, url: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -147,7 +156,8 @@ pub fn request(method: &str, url: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = Vec::new();
