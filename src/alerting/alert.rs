@@ -114,20 +114,31 @@ impl Alert {
             (self, other)
         };
         let mut merged = newer.clone();
-        merged.starts_at = older.starts_at.min(newer.starts_at);
-        if newer.is_resolved_at(now) {
-            // Both resolved: the latest explicit resolution wins.
-            if older.is_resolved_at(now) && older.ends_at > newer.ends_at {
-                merged.ends_at = older.ends_at;
-                merged.timeout = older.timeout;
-            }
-        } else if older.ends_at > newer.ends_at && !older.timeout {
-            // A sender-given end that lies further out stays in force.
-            merged.ends_at = older.ends_at;
-            merged.timeout = false;
-        }
+        (merged.starts_at, merged.ends_at, merged.timeout) = merged_times(older, newer, now);
         merged
     }
+}
+
+/// The start, end and timeout flag of `newer` merged with `older` (see [`Alert::merge`]).
+pub(crate) fn merged_times(
+    older: &Alert,
+    newer: &Alert,
+    now: Timestamp,
+) -> (Timestamp, Timestamp, bool) {
+    let starts_at = older.starts_at.min(newer.starts_at);
+    let (mut ends_at, mut timeout) = (newer.ends_at, newer.timeout);
+    if newer.is_resolved_at(now) {
+        // Both resolved: the latest explicit resolution wins.
+        if older.is_resolved_at(now) && older.ends_at > newer.ends_at {
+            ends_at = older.ends_at;
+            timeout = older.timeout;
+        }
+    } else if older.ends_at > newer.ends_at && !older.timeout {
+        // A sender-given end that lies further out stays in force.
+        ends_at = older.ends_at;
+        timeout = false;
+    }
+    (starts_at, ends_at, timeout)
 }
 
 /// Alertmanager 0.25 accepts classic label names only: `[a-zA-Z_][a-zA-Z0-9_]*`.

@@ -48,6 +48,7 @@ use crate::config::alertmanager::EffectiveRoute;
 use jiff::{SignedDuration, Timestamp};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Config validation refuses a zero `group_interval`; a hand-built route might still carry one,
 /// and a zero grid step would make a group flush on every poll.
@@ -103,7 +104,8 @@ pub struct Group {
     anchor: Timestamp,
     last_flush: Option<Timestamp>,
     next_flush: Timestamp,
-    alerts: BTreeMap<Fingerprint, Alert>,
+    /// The copies the group was given, shared with the store while it holds the same ones.
+    alerts: BTreeMap<Fingerprint, Arc<Alert>>,
 }
 
 impl Group {
@@ -117,7 +119,7 @@ impl Group {
 
     /// The group's alerts, firing and resolved, in fingerprint order.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values()
+        self.alerts.values().map(|alert| &**alert)
     }
 
     pub fn len(&self) -> usize {
@@ -162,10 +164,10 @@ pub struct Flush {
     /// Alerts not resolved at `now`, in Alertmanager's notification order. Their `ends_at` is
     /// whatever the store holds; a notification shows a firing alert without an end, as
     /// Alertmanager does, so that the alert does not appear to resolve as time passes.
-    pub firing: Vec<Alert>,
+    pub firing: Vec<Arc<Alert>>,
     /// Alerts resolved at `now`, in Alertmanager's notification order. Hand these back to
     /// `flush_succeeded` once the pipeline has succeeded.
-    pub resolved: Vec<Alert>,
+    pub resolved: Vec<Arc<Alert>>,
     pub now: Timestamp,
     /// The group's next flush: the pipeline (retries included) should give up by then, as
     /// Alertmanager bounds a flush by `group_interval`.
@@ -219,7 +221,7 @@ impl Groups {
         route: GroupSettings<'_>,
         group_labels: LabelSet,
         group_key: String,
-        alert: Alert,
+        alert: Arc<Alert>,
         now: Timestamp,
     ) -> Result<(), GroupError> {
         let id = GroupId {
@@ -283,13 +285,13 @@ impl Groups {
             group.next_flush = group.schedule();
             self.timers.insert((group.next_flush, id.clone()));
 
-            let (mut resolved, mut firing): (Vec<Alert>, Vec<Alert>) = group
+            let (mut resolved, mut firing): (Vec<Arc<Alert>>, Vec<Arc<Alert>>) = group
                 .alerts
                 .values()
                 .cloned()
                 .partition(|alert| alert.is_resolved_at(now));
-            firing.sort_by(alertmanager_order);
-            resolved.sort_by(alertmanager_order);
+            firing.sort_by(|a, b| alertmanager_order(a, b));
+            resolved.sort_by(|a, b| alertmanager_order(a, b));
             flushes.push(Flush {
                 group: id,
                 group_labels: group.labels.clone(),
@@ -314,13 +316,19 @@ impl Groups {
     /// alerts it was given unless they changed since, and destroy the group if nothing is left.
     /// Returns whether the group was destroyed. A failed flush needs no report: its alerts stay
     /// and the next flush carries them again.
-    pub fn flush_succeeded(&mut self, group: &GroupId, sent_resolved: &[Alert]) -> bool {
+    pub fn flush_succeeded(&mut self, group: &GroupId, sent_resolved: &[Arc<Alert>]) -> bool {
         let Some(entry) = self.groups.get_mut(group) else {
             return false;
         };
         for alert in sent_resolved {
             let fingerprint = alert.fingerprint();
-            if entry.alerts.get(&fingerprint) == Some(alert) {
+            // Equal content, not only the same allocation: a copy replaced by an identical one
+            // is still "not modified", as in Alertmanager.
+            let unchanged = entry
+                .alerts
+                .get(&fingerprint)
+                .is_some_and(|held| Arc::ptr_eq(held, alert) || **held == **alert);
+            if unchanged {
                 entry.alerts.remove(&fingerprint);
             }
         }
@@ -475,12 +483,19 @@ mod tests {
                     let alert = alert(alert_name, starts, ends, time);
                     let labels = LabelSet::from([("team", key)]);
                     groups
-                        .insert(0, (&route()).into(), labels, key.to_string(), alert, now)
+                        .insert(
+                            0,
+                            (&route()).into(),
+                            labels,
+                            key.to_string(),
+                            Arc::new(alert),
+                            now,
+                        )
                         .unwrap();
                 }
                 Event::Poll(expected) => {
                     let flushes = groups.poll_flushes(now);
-                    let names = |alerts: &[Alert]| {
+                    let names = |alerts: &[Arc<Alert>]| {
                         alerts
                             .iter()
                             .map(|a| a.name().to_string())
@@ -712,7 +727,7 @@ mod tests {
 
     #[test]
     fn peers_seeing_an_alert_at_different_times_flush_together() {
-        let alert = alert("A", 1000, FOREVER, 1000);
+        let alert = Arc::new(alert("A", 1000, FOREVER, 1000));
         let mut early = Groups::new(GroupLimits::default());
         let mut late = Groups::new(GroupLimits::default());
         early
@@ -745,7 +760,7 @@ mod tests {
     #[test]
     fn the_group_limit_refuses_new_groups_and_counts() {
         let mut groups = Groups::new(GroupLimits { max_groups: 1 });
-        let alert = alert("A", 1000, FOREVER, 1000);
+        let alert = Arc::new(alert("A", 1000, FOREVER, 1000));
         groups
             .insert(
                 0,
@@ -795,12 +810,7 @@ mod tests {
     #[test]
     fn notification_order_is_alertmanagers() {
         let with = |pairs: &[(&str, &str)]| Alert {
-            labels: LabelSet(
-                pairs
-                    .iter()
-                    .map(|(n, v)| (n.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            labels: pairs.iter().copied().collect(),
             ..alert("x", 0, 1, 0)
         };
         let mut alerts = [

@@ -203,6 +203,10 @@ impl Inhibitor {
     /// matches keep it; it inhibits until its `ends_at`, so a resolved copy stops inhibiting
     /// without being removed.
     pub fn upsert(&mut self, alert: &Alert) {
+        if self.rules.is_empty() {
+            // Most configurations have no rules: skip hashing the labels for nothing.
+            return;
+        }
         let fingerprint = alert.fingerprint();
         for rule in &mut self.rules {
             rule.upsert(alert, fingerprint);

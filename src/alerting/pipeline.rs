@@ -17,6 +17,7 @@ use super::{Alert, Fingerprint, LabelSet};
 use crate::config::alertmanager::AlertmanagerConfig;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One integration of a receiver, as the pipeline needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +78,7 @@ pub enum ReceiveError {
 #[derive(Debug)]
 struct PendingFlush {
     outstanding: BTreeSet<ReceiverKey>,
-    resolved: Vec<Alert>,
+    resolved: Vec<Arc<Alert>>,
 }
 
 #[derive(Debug)]
@@ -159,9 +160,9 @@ impl Pipeline {
         self.integrations = integrations_of(config);
         self.groups = Groups::new(GroupLimits::default());
         self.pending.clear();
-        let alerts: Vec<Alert> = self
+        let alerts: Vec<Arc<Alert>> = self
             .store
-            .iter()
+            .shared()
             .filter(|alert| !alert.is_resolved_at(now))
             .cloned()
             .collect();
@@ -201,7 +202,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn route_into_groups(&mut self, alert: Alert, now: Timestamp) -> Result<(), GroupError> {
+    fn route_into_groups(&mut self, alert: Arc<Alert>, now: Timestamp) -> Result<(), GroupError> {
         for route_id in self.routes.match_alert(&alert.labels) {
             let group_labels = self.routes.group_labels(route_id, &alert.labels);
             let group_key = self.routes.group_key(route_id, &group_labels);
@@ -217,7 +218,7 @@ impl Pipeline {
                 settings,
                 group_labels,
                 group_key,
-                alert.clone(),
+                Arc::clone(&alert),
                 now,
             )?;
         }
@@ -258,13 +259,13 @@ impl Pipeline {
         let mut firing = Vec::new();
         for alert in &flush.firing {
             if !self.is_muted(&alert.labels, now) {
-                firing.push(alert.clone());
+                firing.push(Alert::clone(alert));
             }
         }
         let mut resolved = Vec::new();
         for alert in &flush.resolved {
             if !self.is_muted(&alert.labels, now) {
-                resolved.push(alert.clone());
+                resolved.push(Alert::clone(alert));
             }
         }
         let firing_fingerprints: BTreeSet<u64> =

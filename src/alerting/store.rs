@@ -6,12 +6,17 @@
 //! alerts from the store only; aggregation groups keep their own copies until they have notified
 //! the resolution (see `groups`), which is how Alertmanager keeps GC from swallowing resolved
 //! notifications.
+//!
+//! Stored alerts are immutable and shared (`Arc`): a change replaces the stored `Arc`, so the
+//! copy an aggregation group holds is a snapshot of what it was given, at the cost of one
+//! pointer instead of a second copy of the alert.
 
-use super::alert::{Alert, InvalidAlert};
+use super::alert::{Alert, InvalidAlert, merged_times};
 use super::labels::Fingerprint;
 use jiff::Timestamp;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Bounds on what the store accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,21 +68,21 @@ pub struct StoreCounters {
 /// What `put` did; carries the stored alert when it changed, for the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Created(Alert),
-    Updated(Alert),
+    Created(Arc<Alert>),
+    Updated(Arc<Alert>),
     /// The store already held exactly this alert (a duplicate post or replica).
     Unchanged,
 }
 
 impl PutOutcome {
-    pub fn changed(&self) -> Option<&Alert> {
+    pub fn changed(&self) -> Option<&Arc<Alert>> {
         match self {
             PutOutcome::Created(alert) | PutOutcome::Updated(alert) => Some(alert),
             PutOutcome::Unchanged => None,
         }
     }
 
-    pub fn into_changed(self) -> Option<Alert> {
+    pub fn into_changed(self) -> Option<Arc<Alert>> {
         match self {
             PutOutcome::Created(alert) | PutOutcome::Updated(alert) => Some(alert),
             PutOutcome::Unchanged => None,
@@ -87,19 +92,14 @@ impl PutOutcome {
 
 #[derive(Debug, Clone, Default)]
 pub struct AlertStore {
-    alerts: BTreeMap<Fingerprint, Alert>,
+    alerts: BTreeMap<Fingerprint, Arc<Alert>>,
     limits: StoreLimits,
     pub counters: StoreCounters,
 }
 
 /// Bytes an alert's labels and annotations occupy, the quantity `max_alert_bytes` bounds.
 pub fn alert_bytes(alert: &Alert) -> usize {
-    alert
-        .labels
-        .iter()
-        .chain(alert.annotations.iter())
-        .map(|(name, value)| name.len() + value.len())
-        .sum()
+    alert.labels.text_len() + alert.annotations.text_len()
 }
 
 impl AlertStore {
@@ -134,12 +134,12 @@ impl AlertStore {
         let fingerprint = alert.fingerprint();
         match self.alerts.get_mut(&fingerprint) {
             Some(existing) => {
-                let combined = combine(existing, &alert, now);
-                if combined == *existing {
+                let combined = combine_owned(existing, alert, now);
+                if combined == **existing {
                     return Ok(PutOutcome::Unchanged);
                 }
-                *existing = combined.clone();
-                Ok(PutOutcome::Updated(combined))
+                *existing = Arc::new(combined);
+                Ok(PutOutcome::Updated(Arc::clone(existing)))
             }
             None => {
                 if self.alerts.len() >= self.limits.max_alerts {
@@ -148,14 +148,15 @@ impl AlertStore {
                         limit: self.limits.max_alerts,
                     });
                 }
-                self.alerts.insert(fingerprint, alert.clone());
+                let alert = Arc::new(alert);
+                self.alerts.insert(fingerprint, Arc::clone(&alert));
                 Ok(PutOutcome::Created(alert))
             }
         }
     }
 
     pub fn get(&self, fingerprint: Fingerprint) -> Option<&Alert> {
-        self.alerts.get(&fingerprint)
+        self.alerts.get(&fingerprint).map(|alert| &**alert)
     }
 
     pub fn len(&self) -> usize {
@@ -168,29 +169,31 @@ impl AlertStore {
 
     /// Every alert, in fingerprint order.
     pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values().map(|alert| &**alert)
+    }
+
+    /// Every alert as the shared copy the store holds, in fingerprint order: for callers that
+    /// keep alerts beyond the store's lock without copying them.
+    pub fn shared(&self) -> impl Iterator<Item = &Arc<Alert>> {
         self.alerts.values()
     }
 
     pub fn firing(&self, now: Timestamp) -> impl Iterator<Item = &Alert> {
-        self.alerts
-            .values()
-            .filter(move |alert| !alert.is_resolved_at(now))
+        self.iter().filter(move |alert| !alert.is_resolved_at(now))
     }
 
     pub fn resolved(&self, now: Timestamp) -> impl Iterator<Item = &Alert> {
-        self.alerts
-            .values()
-            .filter(move |alert| alert.is_resolved_at(now))
+        self.iter().filter(move |alert| alert.is_resolved_at(now))
     }
 
     /// Removes the alerts resolved at `now` and returns them, so the shell can drop whatever it
     /// keeps about them (markers). Aggregation groups are unaffected: they hold their own copies
     /// and release them only after notifying the resolution.
-    pub fn gc(&mut self, now: Timestamp) -> Vec<Alert> {
+    pub fn gc(&mut self, now: Timestamp) -> Vec<Arc<Alert>> {
         let mut collected = Vec::new();
         self.alerts.retain(|_, alert| {
             if alert.is_resolved_at(now) {
-                collected.push(alert.clone());
+                collected.push(Arc::clone(alert));
                 false
             } else {
                 true
@@ -219,13 +222,39 @@ pub fn combine(existing: &Alert, incoming: &Alert, now: Timestamp) -> Alert {
         Ordering::Greater => (incoming, existing),
         _ => (existing, incoming),
     };
-    let overlap = older.starts_at < newer.ends_at && newer.starts_at < older.ends_at;
+    let overlap = older.starts_at <= newer.ends_at && newer.starts_at <= older.ends_at;
     if overlap {
         // `Alert::merge` treats its argument as the newer copy when the update times tie.
         older.merge(newer, now)
     } else {
         newer.clone()
     }
+}
+
+/// [`combine`] taking the incoming copy by value: when it is the newer one (the usual case: a
+/// sender refreshing its alert), the result reuses it instead of copying it.
+fn combine_owned(existing: &Alert, incoming: Alert, now: Timestamp) -> Alert {
+    let incoming_is_newer = recency(existing, &incoming) != Ordering::Greater;
+    let (older, newer) = if incoming_is_newer {
+        (existing, &incoming)
+    } else {
+        (&incoming, existing)
+    };
+    let overlap = older.starts_at <= newer.ends_at && newer.starts_at <= older.ends_at;
+    // As `older.merge(newer)`: `recency` orders by `updated_at` first, so `merge` keeps `newer`
+    // as the newer copy.
+    let times = overlap.then(|| merged_times(older, newer, now));
+    let mut result = if incoming_is_newer {
+        incoming
+    } else {
+        existing.clone()
+    };
+    if let Some((starts_at, ends_at, timeout)) = times {
+        result.starts_at = starts_at;
+        result.ends_at = ends_at;
+        result.timeout = timeout;
+    }
+    result
 }
 
 /// A total order on copies of one alert: most recently updated last, ties broken by content.
@@ -268,7 +297,7 @@ mod tests {
         let first = alert("A", 10, 400, 100, true);
         assert_eq!(
             store.put(first.clone(), at(100)),
-            Ok(PutOutcome::Created(first.clone()))
+            Ok(PutOutcome::Created(Arc::new(first.clone())))
         );
         assert_eq!(store.put(first.clone(), at(101)), Ok(PutOutcome::Unchanged));
 
@@ -280,7 +309,7 @@ mod tests {
             (at(10), at(500)),
             "earliest start kept"
         );
-        assert_eq!(store.get(first.fingerprint()), Some(stored));
+        assert_eq!(store.get(first.fingerprint()), Some(&**stored));
         assert_eq!(store.len(), 1);
     }
 
@@ -294,7 +323,24 @@ mod tests {
             .unwrap()
             .into_changed()
             .unwrap();
-        assert_eq!(stored, refired, "no overlap: the start is not carried over");
+        assert_eq!(
+            *stored, refired,
+            "no overlap: the start is not carried over"
+        );
+    }
+
+    /// Found by the idempotence proptest: periods that only touch (one ends where the other
+    /// starts) count as overlapping, so storing the same copy again changes nothing.
+    #[test]
+    fn touching_periods_merge_so_a_repeated_copy_is_a_no_op() {
+        let mut store = AlertStore::new(StoreLimits::default());
+        store.put(alert("A", 5, 89, 0, false), at(6)).unwrap();
+        let resolved = alert("A", 6, 6, 1, false);
+        store.put(resolved.clone(), at(6)).unwrap();
+        let first = store.get(resolved.fingerprint()).unwrap().clone();
+        assert_eq!(first.starts_at, at(5), "the earlier start is kept");
+        assert!(store.put(resolved, at(6)).unwrap().changed().is_none());
+        assert_eq!(store.get(first.fingerprint()).unwrap(), &first);
     }
 
     #[test]
@@ -316,7 +362,10 @@ mod tests {
         assert_eq!(names(store.resolved(at(100)).collect()), ["resolved"]);
 
         let collected = store.gc(at(100));
-        assert_eq!(names(collected.iter().collect()), ["resolved"]);
+        assert_eq!(
+            names(collected.iter().map(|a| &**a).collect()),
+            ["resolved"]
+        );
         assert_eq!(names(store.iter().collect()), ["firing"]);
         assert_eq!(store.counters.collected, 1);
 
@@ -395,6 +444,14 @@ mod tests {
             backward.put(b, now).unwrap();
             backward.put(a, now).unwrap();
             prop_assert_eq!(forward.iter().collect::<Vec<_>>(), backward.iter().collect::<Vec<_>>());
+        }
+
+        /// Taking the incoming copy by value changes nothing about the result.
+        #[test]
+        fn combining_by_value_agrees(a in copy_strategy(), b in copy_strategy(), now in 0i64..150) {
+            let now = at(now);
+            prop_assert_eq!(combine_owned(&a, b.clone(), now), combine(&a, &b, now));
+            prop_assert_eq!(combine_owned(&b, a.clone(), now), combine(&b, &a, now));
         }
 
         /// Receiving a copy again changes nothing.

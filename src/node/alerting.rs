@@ -27,6 +27,10 @@ const GC_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// A notification due right at its group's next flush still gets this long to be delivered.
 const MIN_DELIVERY_TIME: Duration = Duration::from_secs(10);
+/// Notification-log entries waiting for the writer, at most.
+const NFLOG_QUEUE: usize = 65_536;
+/// The most entries one fsync covers.
+const NFLOG_BATCH: usize = 4_096;
 /// A state log larger than this is compacted into a snapshot of the live state.
 const COMPACT_AT_BYTES: u64 = 16 << 20;
 
@@ -59,7 +63,12 @@ pub struct AlertingRuntime {
     pipeline: Mutex<Pipeline>,
     delivery: RwLock<Arc<Delivery>>,
     silence_log: Mutex<StateLog>,
-    nflog_log: Mutex<StateLog>,
+    nflog_log: Arc<Mutex<StateLog>>,
+    /// Entries on their way to `nflog_log`: one writer task appends and fsyncs them in batches
+    /// (group commit), so deliveries do not queue behind one fsync each.
+    nflog_writes: tokio::sync::mpsc::Sender<NflogWrite>,
+    /// Taken by `run`, which starts the writer.
+    nflog_writes_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<NflogWrite>>>,
     /// Woken when input may have moved a group timer earlier.
     wake: tokio::sync::Notify,
 }
@@ -126,11 +135,14 @@ impl AlertingRuntime {
             silences,
             nflog,
         );
+        let (nflog_writes, nflog_writes_receiver) = tokio::sync::mpsc::channel(NFLOG_QUEUE);
         Ok(AlertingRuntime {
             pipeline: Mutex::new(pipeline),
             delivery: RwLock::new(Arc::new(delivery)),
             silence_log: Mutex::new(silence_log),
-            nflog_log: Mutex::new(nflog_log),
+            nflog_log: Arc::new(Mutex::new(nflog_log)),
+            nflog_writes,
+            nflog_writes_receiver: Mutex::new(Some(nflog_writes_receiver)),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -266,6 +278,9 @@ impl AlertingRuntime {
     /// Drives group timers until `shutdown` flips: polls the pipeline when a timer is due or input
     /// arrived, delivers notifications, and collects garbage.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(writes) = lock(&self.nflog_writes_receiver).take() {
+            tokio::spawn(write_nflog_batches(Arc::clone(&self.nflog_log), writes));
+        }
         let mut last_gc = Timestamp::now();
         loop {
             let now = Timestamp::now();
@@ -273,7 +288,7 @@ impl AlertingRuntime {
             for effect in effects {
                 match effect {
                     Effect::Notify(notification) => Arc::clone(&self).spawn_delivery(notification),
-                    Effect::PersistNflog(entry) => self.persist_nflog(&entry),
+                    Effect::PersistNflog(entry) => self.queue_nflog(&entry, None),
                 }
             }
             if now.duration_since(last_gc)
@@ -325,7 +340,7 @@ impl AlertingRuntime {
                 Ok(_) => {
                     let logged = lock(&self.pipeline).delivered(&notification, Timestamp::now());
                     match logged {
-                        Ok(Some(entry)) => self.persist_nflog(&entry),
+                        Ok(Some(entry)) => self.persist_nflog(&entry).await,
                         Ok(None) => {}
                         Err(error) => tracing::error!(%error, "cannot log the notification"),
                     }
@@ -344,17 +359,32 @@ impl AlertingRuntime {
         });
     }
 
-    fn persist_nflog(&self, entry: &Entry) {
-        let written = entry
-            .encode()
-            .map_err(|error| error.to_string())
-            .and_then(|bytes| {
-                lock(&self.nflog_log)
-                    .append([bytes.as_slice()])
-                    .map_err(|error| error.to_string())
-            });
-        if let Err(error) = written {
-            tracing::error!(%error, "cannot write the notification log");
+    /// Hands an entry to the writer; `done` hears whether it reached the disk.
+    fn queue_nflog(&self, entry: &Entry, done: Option<tokio::sync::oneshot::Sender<bool>>) {
+        let record = match entry.encode() {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a notification-log entry");
+                return;
+            }
+        };
+        if self
+            .nflog_writes
+            .try_send(NflogWrite { record, done })
+            .is_err()
+        {
+            // The queue is bounded: a full one means the disk cannot keep up. The entry stays in
+            // memory (dedup still works) but would be lost by a crash.
+            tracing::error!("notification-log writes are backed up; an entry was not persisted");
+        }
+    }
+
+    /// Writes an entry durably before the delivery that produced it is done.
+    async fn persist_nflog(&self, entry: &Entry) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.queue_nflog(entry, Some(done));
+        if written.await != Ok(true) {
+            tracing::error!("cannot write the notification log");
         }
     }
 
@@ -381,6 +411,50 @@ impl AlertingRuntime {
                 .collect();
             if let Err(error) = nflog_log.compact(records.iter().map(Vec::as_slice)) {
                 tracing::error!(%error, "cannot compact the notification log");
+            }
+        }
+    }
+}
+
+/// A notification-log entry for the writer, and who waits for it.
+struct NflogWrite {
+    record: Vec<u8>,
+    done: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+/// Group commit: takes every entry waiting, appends them with one fsync (off the async
+/// workers), then tells each waiter.
+async fn write_nflog_batches(
+    log: Arc<Mutex<StateLog>>,
+    mut writes: tokio::sync::mpsc::Receiver<NflogWrite>,
+) {
+    let mut batch = Vec::with_capacity(NFLOG_BATCH);
+    while writes.recv_many(&mut batch, NFLOG_BATCH).await > 0 {
+        let records: Vec<Vec<u8>> = batch
+            .iter_mut()
+            .map(|write| std::mem::take(&mut write.record))
+            .collect();
+        let log = Arc::clone(&log);
+        let written = tokio::task::spawn_blocking(move || {
+            lock(&log)
+                .append(records.iter().map(Vec::as_slice))
+                .map_err(|error| error.to_string())
+        })
+        .await;
+        let durable = match written {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot write the notification log");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "notification-log writer failed");
+                false
+            }
+        };
+        for write in batch.drain(..) {
+            if let Some(done) = write.done {
+                let _ = done.send(durable);
             }
         }
     }
@@ -417,8 +491,8 @@ fn notification_data(notification: &Notification, external_url: &str) -> Notific
         .into_iter()
         .map(|(alert, status)| AlertData {
             status,
-            labels: alert.labels.0.clone(),
-            annotations: alert.annotations.0.clone(),
+            labels: alert.labels.to_map(),
+            annotations: alert.annotations.to_map(),
             starts_at: alert.starts_at,
             ends_at: (status == AlertStatus::Resolved).then_some(alert.ends_at),
             generator_url: alert.generator_url.clone(),
@@ -428,7 +502,7 @@ fn notification_data(notification: &Notification, external_url: &str) -> Notific
     NotificationData::new(
         notification.integration.name.clone(),
         alerts,
-        notification.group_labels.0.clone(),
+        notification.group_labels.to_map(),
         external_url.to_string(),
         notification.group.group_key.clone(),
         notification.reason.as_str().to_string(),

@@ -6,6 +6,7 @@ use crate::alerting::{LabelSet, PostedAlert};
 use crate::config::alertmanager::{MatchOp, Matcher};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Alertmanager prints times as RFC 3339 with milliseconds, in UTC.
 pub fn format_time(time: Timestamp) -> String {
@@ -29,21 +30,23 @@ pub fn parse_time(field: &str, text: &str) -> Result<Option<Timestamp>, String> 
     Ok(Some(time))
 }
 
+/// Times are borrowed from the request body when they need no unescaping: they are parsed, not
+/// kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WirePostableAlert {
+pub struct WirePostableAlert<'a> {
     pub labels: LabelSet,
     #[serde(default)]
     pub annotations: LabelSet,
-    #[serde(default)]
-    pub starts_at: Option<String>,
-    #[serde(default)]
-    pub ends_at: Option<String>,
+    #[serde(default, borrow)]
+    pub starts_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub ends_at: Option<Cow<'a, str>>,
     #[serde(default, rename = "generatorURL")]
     pub generator_url: Option<String>,
 }
 
-impl WirePostableAlert {
+impl WirePostableAlert<'_> {
     pub fn into_posted(self) -> Result<PostedAlert, String> {
         Ok(PostedAlert {
             labels: self.labels,
