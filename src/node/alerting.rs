@@ -27,6 +27,8 @@ const GC_INTERVAL: Duration = Duration::from_secs(30);
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// A notification due right at its group's next flush still gets this long to be delivered.
 const MIN_DELIVERY_TIME: Duration = Duration::from_secs(10);
+/// Deliveries in flight at once, across all integrations.
+const MAX_DELIVERIES_IN_FLIGHT: usize = 64;
 /// Notification-log entries waiting for the writer, at most.
 const NFLOG_QUEUE: usize = 65_536;
 /// The most entries one fsync covers.
@@ -69,6 +71,9 @@ pub struct AlertingRuntime {
     nflog_writes: tokio::sync::mpsc::Sender<NflogWrite>,
     /// Taken by `run`, which starts the writer.
     nflog_writes_receiver: Mutex<Option<tokio::sync::mpsc::Receiver<NflogWrite>>>,
+    /// Deliveries in flight at once, at most: a burst of due groups must not open thousands of
+    /// connections together (receivers drop SYNs and everything waits a retransmit).
+    delivery_slots: Arc<tokio::sync::Semaphore>,
     /// Woken when input may have moved a group timer earlier.
     wake: tokio::sync::Notify,
 }
@@ -143,6 +148,7 @@ impl AlertingRuntime {
             nflog_log: Arc::new(Mutex::new(nflog_log)),
             nflog_writes,
             nflog_writes_receiver: Mutex::new(Some(nflog_writes_receiver)),
+            delivery_slots: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES_IN_FLIGHT)),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -297,11 +303,8 @@ impl AlertingRuntime {
                 self.collect_garbage(now);
                 last_gc = now;
             }
-            let sleep = lock(&self.pipeline)
-                .next_wakeup()
-                .and_then(|wakeup| Duration::try_from(wakeup.duration_since(Timestamp::now())).ok())
-                .unwrap_or(MAX_SLEEP)
-                .min(MAX_SLEEP);
+            let next_wakeup = lock(&self.pipeline).next_wakeup();
+            let sleep = time_until(next_wakeup, Timestamp::now());
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
@@ -327,6 +330,10 @@ impl AlertingRuntime {
                 .max(MIN_DELIVERY_TIME);
         let deadline = tokio::time::Instant::now() + until_deadline;
         tokio::spawn(async move {
+            // Waiting for a slot counts against the deadline, like any other delay.
+            let Ok(slot) = Arc::clone(&self.delivery_slots).acquire_owned().await else {
+                return;
+            };
             let policy = RetryPolicy::default();
             let result = tocsin_receivers::retry::deliver(
                 notifier.as_ref(),
@@ -336,6 +343,8 @@ impl AlertingRuntime {
                 stats.as_deref(),
             )
             .await;
+            // The slot bounds connections, not the notification-log fsync that follows.
+            drop(slot);
             match result {
                 Ok(_) => {
                     let logged = lock(&self.pipeline).delivered(&notification, Timestamp::now());
@@ -411,6 +420,24 @@ impl AlertingRuntime {
                 .collect();
             if let Err(error) = nflog_log.compact(records.iter().map(Vec::as_slice)) {
                 tracing::error!(%error, "cannot compact the notification log");
+            }
+        }
+    }
+}
+
+/// How long the timer loop may sleep: until the next due timer (zero if it is already due, as
+/// it is when a poll took longer than the gap between two groups), at most `MAX_SLEEP`.
+fn time_until(next_wakeup: Option<Timestamp>, now: Timestamp) -> Duration {
+    match next_wakeup {
+        None => MAX_SLEEP,
+        Some(wakeup) => {
+            let until = wakeup.duration_since(now);
+            if until.is_negative() {
+                Duration::ZERO
+            } else {
+                Duration::try_from(until)
+                    .unwrap_or(MAX_SLEEP)
+                    .min(MAX_SLEEP)
             }
         }
     }
@@ -718,4 +745,22 @@ fn encode_delivery_metrics(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_already_due_means_no_sleep() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let past = Timestamp::from_second(999).unwrap();
+        let soon = Timestamp::from_millisecond(1_000_250).unwrap();
+        let far = Timestamp::from_second(5_000).unwrap();
+        assert_eq!(time_until(Some(past), now), Duration::ZERO);
+        assert_eq!(time_until(Some(now), now), Duration::ZERO);
+        assert_eq!(time_until(Some(soon), now), Duration::from_millis(250));
+        assert_eq!(time_until(Some(far), now), MAX_SLEEP);
+        assert_eq!(time_until(None, now), MAX_SLEEP);
+    }
 }
