@@ -43,6 +43,7 @@
 
 use super::alert::Alert;
 use super::labels::{Fingerprint, LabelSet};
+use super::store::{FingerprintMap, sorted_by_fingerprint};
 use crate::config::PromDuration;
 use crate::config::alertmanager::EffectiveRoute;
 use jiff::{SignedDuration, Timestamp};
@@ -105,7 +106,7 @@ pub struct Group {
     last_flush: Option<Timestamp>,
     next_flush: Timestamp,
     /// The copies the group was given, shared with the store while it holds the same ones.
-    alerts: BTreeMap<Fingerprint, Arc<Alert>>,
+    alerts: FingerprintMap<Arc<Alert>>,
 }
 
 impl Group {
@@ -119,7 +120,9 @@ impl Group {
 
     /// The group's alerts, firing and resolved, in fingerprint order.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values().map(|alert| &**alert)
+        sorted_by_fingerprint(&self.alerts)
+            .into_iter()
+            .map(|(_, alert)| &**alert)
     }
 
     pub fn len(&self) -> usize {
@@ -224,13 +227,38 @@ impl Groups {
         alert: Arc<Alert>,
         now: Timestamp,
     ) -> Result<(), GroupError> {
+        let fingerprint = alert.fingerprint();
+        self.insert_fingerprinted(
+            route_id,
+            route,
+            group_labels,
+            group_key,
+            alert,
+            fingerprint,
+            now,
+        )
+    }
+
+    /// [`Groups::insert`] with the alert's fingerprint already computed by the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_fingerprinted(
+        &mut self,
+        route_id: usize,
+        route: GroupSettings<'_>,
+        group_labels: LabelSet,
+        group_key: String,
+        alert: Arc<Alert>,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+    ) -> Result<(), GroupError> {
+        debug_assert_eq!(fingerprint, alert.fingerprint());
         let id = GroupId {
             route: route_id,
             group_key,
         };
         let started = alert.starts_at.min(now);
         if let Some(group) = self.groups.get_mut(&id) {
-            group.alerts.insert(alert.fingerprint(), alert);
+            group.alerts.insert(fingerprint, alert);
             if started < group.anchor {
                 group.anchor = started;
                 let previous = group.next_flush;
@@ -257,7 +285,7 @@ impl Groups {
             anchor: started,
             last_flush: None,
             next_flush: Timestamp::MAX,
-            alerts: BTreeMap::from([(alert.fingerprint(), alert)]),
+            alerts: FingerprintMap::from_iter([(fingerprint, alert)]),
         };
         group.next_flush = group.schedule();
         self.timers.insert((group.next_flush, id.clone()));
@@ -285,13 +313,19 @@ impl Groups {
             group.next_flush = group.schedule();
             self.timers.insert((group.next_flush, id.clone()));
 
-            let (mut resolved, mut firing): (Vec<Arc<Alert>>, Vec<Arc<Alert>>) = group
+            type Held = (Fingerprint, Arc<Alert>);
+            let (mut resolved, mut firing): (Vec<Held>, Vec<Held>) = group
                 .alerts
-                .values()
-                .cloned()
-                .partition(|alert| alert.is_resolved_at(now));
-            firing.sort_by(|a, b| alertmanager_order(a, b));
-            resolved.sort_by(|a, b| alertmanager_order(a, b));
+                .iter()
+                .map(|(fingerprint, alert)| (*fingerprint, Arc::clone(alert)))
+                .partition(|(_, alert)| alert.is_resolved_at(now));
+            // Ties in Alertmanager's order fall back to fingerprint order, as a stable sort of
+            // the alerts in fingerprint order would leave them.
+            let order = |(fa, a): &Held, (fb, b): &Held| alertmanager_order(a, b).then(fa.cmp(fb));
+            firing.sort_unstable_by(order);
+            resolved.sort_unstable_by(order);
+            let firing: Vec<Arc<Alert>> = firing.into_iter().map(|(_, alert)| alert).collect();
+            let resolved: Vec<Arc<Alert>> = resolved.into_iter().map(|(_, alert)| alert).collect();
             flushes.push(Flush {
                 group: id,
                 group_labels: group.labels.clone(),

@@ -6,6 +6,7 @@
 //! back with [`Pipeline::delivered`], which logs the notification and, once every integration
 //! of a flush succeeded, lets the group drop the resolved alerts it sent.
 
+use super::alert::{InvalidAlert, PostedAlert};
 use super::groups::{Flush, GroupError, GroupId, GroupLimits, GroupSettings, Groups};
 use super::inhibition::Inhibitor;
 use super::nflog::{Decision, Entry, Nflog, NflogError, NotifyReason, ReceiverKey, needs_update};
@@ -74,6 +75,62 @@ pub enum ReceiveError {
     Groups(#[from] GroupError),
 }
 
+/// A snapshot of what ingesting a posted alert needs from the pipeline, taken briefly under its
+/// lock so that [`IngestContext::prepare`] can run outside it.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    resolve_timeout: SignedDuration,
+    routes: Arc<RoutingTree>,
+}
+
+/// One route a prepared alert goes to, with its group's labels and key.
+#[derive(Debug)]
+struct PreparedRoute {
+    route: RouteId,
+    group_labels: LabelSet,
+    group_key: String,
+}
+
+/// A posted alert given its defaults, validated, fingerprinted and routed; see
+/// [`Pipeline::receive_prepared`].
+#[derive(Debug)]
+pub struct PreparedAlert {
+    alert: Alert,
+    fingerprint: Fingerprint,
+    matched: Vec<PreparedRoute>,
+}
+
+impl IngestContext {
+    /// [`Alert::from_posted`], then the alert's fingerprint and routing.
+    pub fn prepare(
+        &self,
+        posted: PostedAlert,
+        now: Timestamp,
+    ) -> Result<PreparedAlert, InvalidAlert> {
+        let alert = Alert::from_posted(posted, now, self.resolve_timeout)?;
+        let fingerprint = alert.fingerprint();
+        let matched = self
+            .routes
+            .match_alert(&alert.labels)
+            .into_iter()
+            .map(|route| {
+                let group_labels = self.routes.group_labels(route, &alert.labels);
+                let group_key = self.routes.group_key(route, &group_labels);
+                PreparedRoute {
+                    route,
+                    group_labels,
+                    group_key,
+                }
+            })
+            .collect();
+        Ok(PreparedAlert {
+            alert,
+            fingerprint,
+            matched,
+        })
+    }
+}
+
 /// A flush whose notifications are out for delivery.
 #[derive(Debug)]
 struct PendingFlush {
@@ -84,7 +141,8 @@ struct PendingFlush {
 #[derive(Debug)]
 pub struct Pipeline {
     resolve_timeout: SignedDuration,
-    routes: RoutingTree,
+    /// Shared so that [`IngestContext`] can route alerts outside the pipeline's lock.
+    routes: Arc<RoutingTree>,
     intervals: TimeIntervals,
     inhibitor: Inhibitor,
     integrations: BTreeMap<String, Vec<Integration>>,
@@ -137,7 +195,7 @@ impl Pipeline {
     ) -> Pipeline {
         Pipeline {
             resolve_timeout: signed(config.global.resolve_timeout.as_std()),
-            routes: RoutingTree::new(&config.route.value),
+            routes: Arc::new(RoutingTree::new(&config.route.value)),
             intervals: TimeIntervals::from_config(config),
             inhibitor: Inhibitor::from_config(config),
             integrations: integrations_of(config),
@@ -153,7 +211,7 @@ impl Pipeline {
     /// rebuilds its dispatcher; the notification log keeps deduplicating across the change.
     pub fn apply_config(&mut self, config: &AlertmanagerConfig, now: Timestamp) {
         self.resolve_timeout = signed(config.global.resolve_timeout.as_std());
-        self.routes = RoutingTree::new(&config.route.value);
+        self.routes = Arc::new(RoutingTree::new(&config.route.value));
         self.intervals = TimeIntervals::from_config(config);
         self.inhibitor = Inhibitor::from_config(config);
         self.inhibitor.rebuild(self.store.iter());
@@ -168,7 +226,8 @@ impl Pipeline {
             .collect();
         for alert in alerts {
             // Limits cannot be hit by alerts the store already holds under the same limits.
-            let _ = self.route_into_groups(alert, now);
+            let fingerprint = alert.fingerprint();
+            let _ = self.route_into_groups(alert, fingerprint, now);
         }
     }
 
@@ -192,17 +251,76 @@ impl Pipeline {
         self.integrations.keys().map(String::as_str)
     }
 
+    /// What [`IngestContext::prepare`] needs, to do the work of [`Pipeline::receive`] that does
+    /// not touch shared state before taking the pipeline's lock.
+    pub fn ingest_context(&self) -> IngestContext {
+        IngestContext {
+            resolve_timeout: self.resolve_timeout,
+            routes: Arc::clone(&self.routes),
+        }
+    }
+
     /// Takes one alert (already given Alertmanager's defaults, see [`Alert::from_posted`]).
     pub fn receive(&mut self, alert: Alert, now: Timestamp) -> Result<(), ReceiveError> {
         let outcome = self.store.put(alert, now)?;
         if let Some(changed) = outcome.into_changed() {
             self.inhibitor.upsert(&changed);
-            self.route_into_groups(changed, now)?;
+            let fingerprint = changed.fingerprint();
+            self.route_into_groups(changed, fingerprint, now)?;
         }
         Ok(())
     }
 
-    fn route_into_groups(&mut self, alert: Arc<Alert>, now: Timestamp) -> Result<(), GroupError> {
+    /// [`Pipeline::receive`] for an alert `context` prepared: the same outcome,
+    /// without repeating its validation, fingerprint and (while the routing tree it used is
+    /// still the pipeline's) routing.
+    pub fn receive_prepared(
+        &mut self,
+        context: &IngestContext,
+        prepared: PreparedAlert,
+        now: Timestamp,
+    ) -> Result<(), ReceiveError> {
+        let PreparedAlert {
+            alert,
+            fingerprint,
+            matched,
+        } = prepared;
+        let (outcome, same_labels) = self.store.put_valid(alert, fingerprint, now)?;
+        let Some(changed) = outcome.into_changed() else {
+            return Ok(());
+        };
+        self.inhibitor.upsert(&changed);
+        if !Arc::ptr_eq(&context.routes, &self.routes) || !same_labels {
+            self.route_into_groups(changed, fingerprint, now)?;
+            return Ok(());
+        }
+        for prepared in matched {
+            let route = self.routes.route(prepared.route);
+            let settings = GroupSettings {
+                receiver: &route.receiver,
+                group_wait: route.group_wait,
+                group_interval: route.group_interval,
+                repeat_interval: route.repeat_interval,
+            };
+            self.groups.insert_fingerprinted(
+                prepared.route.0,
+                settings,
+                prepared.group_labels,
+                prepared.group_key,
+                Arc::clone(&changed),
+                fingerprint,
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn route_into_groups(
+        &mut self,
+        alert: Arc<Alert>,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+    ) -> Result<(), GroupError> {
         for route_id in self.routes.match_alert(&alert.labels) {
             let group_labels = self.routes.group_labels(route_id, &alert.labels);
             let group_key = self.routes.group_key(route_id, &group_labels);
@@ -213,12 +331,13 @@ impl Pipeline {
                 group_interval: route.group_interval,
                 repeat_interval: route.repeat_interval,
             };
-            self.groups.insert(
+            self.groups.insert_fingerprinted(
                 route_id.0,
                 settings,
                 group_labels,
                 group_key,
                 Arc::clone(&alert),
+                fingerprint,
                 now,
             )?;
         }

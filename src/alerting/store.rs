@@ -15,8 +15,47 @@ use super::alert::{Alert, InvalidAlert, merged_times};
 use super::labels::Fingerprint;
 use jiff::Timestamp;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// A fast, fixed hasher for maps keyed by [`Fingerprint`] (already a 64-bit hash of the labels):
+/// one multiply-and-rotate per word, as rustc's `FxHasher`. Fixed, so iteration order is
+/// deterministic; callers that expose an order sort by fingerprint at read time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FingerprintHasher(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(FX_SEED);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+}
+
+/// A map keyed by fingerprint with [`FingerprintHasher`]; its iteration order is not observable.
+pub type FingerprintMap<V> = HashMap<Fingerprint, V, BuildHasherDefault<FingerprintHasher>>;
+
+/// The entries of `map` in fingerprint order.
+pub(crate) fn sorted_by_fingerprint<V>(map: &FingerprintMap<V>) -> Vec<(&Fingerprint, &V)> {
+    let mut entries: Vec<(&Fingerprint, &V)> = map.iter().collect();
+    entries.sort_unstable_by_key(|(fingerprint, _)| **fingerprint);
+    entries
+}
 
 /// Bounds on what the store accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +131,7 @@ impl PutOutcome {
 
 #[derive(Debug, Clone, Default)]
 pub struct AlertStore {
-    alerts: BTreeMap<Fingerprint, Arc<Alert>>,
+    alerts: FingerprintMap<Arc<Alert>>,
     limits: StoreLimits,
     pub counters: StoreCounters,
 }
@@ -105,7 +144,7 @@ pub fn alert_bytes(alert: &Alert) -> usize {
 impl AlertStore {
     pub fn new(limits: StoreLimits) -> AlertStore {
         AlertStore {
-            alerts: BTreeMap::new(),
+            alerts: FingerprintMap::default(),
             limits,
             counters: StoreCounters::default(),
         }
@@ -122,6 +161,21 @@ impl AlertStore {
             self.counters.rejected_invalid += 1;
             return Err(invalid.into());
         }
+        let fingerprint = alert.fingerprint();
+        self.put_valid(alert, fingerprint, now)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// [`AlertStore::put`] for an alert already validated (as [`Alert::from_posted`] does) whose
+    /// fingerprint the caller computed. Also tells whether the stored alert has the labels of
+    /// the one given (it may not only if two label sets share a fingerprint).
+    pub fn put_valid(
+        &mut self,
+        alert: Alert,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+    ) -> Result<(PutOutcome, bool), StoreError> {
+        debug_assert_eq!(fingerprint, alert.fingerprint());
         let bytes = alert_bytes(&alert);
         if bytes > self.limits.max_alert_bytes {
             self.counters.rejected_too_large += 1;
@@ -131,15 +185,15 @@ impl AlertStore {
                 limit: self.limits.max_alert_bytes,
             });
         }
-        let fingerprint = alert.fingerprint();
         match self.alerts.get_mut(&fingerprint) {
             Some(existing) => {
+                let same_labels = existing.labels == alert.labels;
                 let combined = combine_owned(existing, alert, now);
                 if combined == **existing {
-                    return Ok(PutOutcome::Unchanged);
+                    return Ok((PutOutcome::Unchanged, same_labels));
                 }
                 *existing = Arc::new(combined);
-                Ok(PutOutcome::Updated(Arc::clone(existing)))
+                Ok((PutOutcome::Updated(Arc::clone(existing)), same_labels))
             }
             None => {
                 if self.alerts.len() >= self.limits.max_alerts {
@@ -150,7 +204,7 @@ impl AlertStore {
                 }
                 let alert = Arc::new(alert);
                 self.alerts.insert(fingerprint, Arc::clone(&alert));
-                Ok(PutOutcome::Created(alert))
+                Ok((PutOutcome::Created(alert), true))
             }
         }
     }
@@ -169,13 +223,20 @@ impl AlertStore {
 
     /// Every alert, in fingerprint order.
     pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.shared().map(|alert| &**alert)
+    }
+
+    /// Every alert, in no particular order: for callers that only count or aggregate.
+    pub fn iter_unordered(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values().map(|alert| &**alert)
     }
 
     /// Every alert as the shared copy the store holds, in fingerprint order: for callers that
     /// keep alerts beyond the store's lock without copying them.
     pub fn shared(&self) -> impl Iterator<Item = &Arc<Alert>> {
-        self.alerts.values()
+        sorted_by_fingerprint(&self.alerts)
+            .into_iter()
+            .map(|(_, alert)| alert)
     }
 
     pub fn firing(&self, now: Timestamp) -> impl Iterator<Item = &Alert> {
@@ -191,14 +252,16 @@ impl AlertStore {
     /// and release them only after notifying the resolution.
     pub fn gc(&mut self, now: Timestamp) -> Vec<Arc<Alert>> {
         let mut collected = Vec::new();
-        self.alerts.retain(|_, alert| {
+        self.alerts.retain(|fingerprint, alert| {
             if alert.is_resolved_at(now) {
-                collected.push(Arc::clone(alert));
+                collected.push((*fingerprint, Arc::clone(alert)));
                 false
             } else {
                 true
             }
         });
+        collected.sort_unstable_by_key(|(fingerprint, _)| *fingerprint);
+        let collected: Vec<Arc<Alert>> = collected.into_iter().map(|(_, alert)| alert).collect();
         self.counters.collected += collected.len() as u64;
         collected
     }

@@ -190,16 +190,26 @@ impl AlertingRuntime {
     /// the same request are refused.
     pub fn post_alerts(&self, posted: Vec<PostedAlert>) -> Result<usize, PostRejected> {
         let now = Timestamp::now();
+        // Defaults, validation, fingerprints and routing need no shared state: do them before
+        // taking the pipeline's lock, against a snapshot of its settings and routing tree.
+        let context = lock(&self.pipeline).ingest_context();
+        let prepared: Vec<Result<_, String>> = posted
+            .into_iter()
+            .map(|posted| {
+                context
+                    .prepare(posted, now)
+                    .map_err(|error| error.to_string())
+            })
+            .collect();
         let mut pipeline = lock(&self.pipeline);
-        let resolve_timeout = pipeline.resolve_timeout();
         let mut errors = Vec::new();
         let mut limit_reached = false;
         let mut accepted = 0;
-        for (index, posted) in posted.into_iter().enumerate() {
-            let result = Alert::from_posted(posted, now, resolve_timeout)
-                .map_err(|error| error.to_string())
-                .and_then(|alert| {
-                    pipeline.receive(alert, now).map_err(|error| {
+        for (index, prepared) in prepared.into_iter().enumerate() {
+            let result = prepared.and_then(|alert| {
+                pipeline
+                    .receive_prepared(&context, alert, now)
+                    .map_err(|error| {
                         limit_reached |= matches!(
                             error,
                             crate::alerting::pipeline::ReceiveError::Store(
@@ -208,7 +218,7 @@ impl AlertingRuntime {
                         );
                         error.to_string()
                     })
-                });
+            });
             match result {
                 Ok(()) => accepted += 1,
                 Err(message) => errors.push(format!("alert {index}: {message}")),
@@ -584,7 +594,11 @@ impl prometheus_client::collector::Collector for AlertingMetrics {
                     })
                     .count();
                 (
-                    pipeline.store().firing(now).count(),
+                    pipeline
+                        .store()
+                        .iter_unordered()
+                        .filter(|alert| !alert.is_resolved_at(now))
+                        .count(),
                     pipeline.groups().len(),
                     silences_active,
                     pipeline.nflog.len(),
