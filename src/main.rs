@@ -35,6 +35,18 @@ enum Command {
     /// Check files without running a node.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Create the certificates a cluster's nodes authenticate each other with: a cluster CA
+    /// (`ca.pem`, `ca-key.pem`; reused if DIR already has them, so nodes can be added later) and
+    /// for each NAME `NAME.pem` and `NAME-key.pem`. Give each node its own certificate and key,
+    /// and `ca.pem`, in its `--cluster.tls-dir`; keep `ca-key.pem` away from the nodes.
+    Certs {
+        /// Folder to write the files into (created if missing).
+        #[arg(long, value_name = "DIR", default_value = "certs")]
+        dir: PathBuf,
+        /// Node names (each node's `--cluster.node-name`).
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,38 +95,43 @@ struct RunFlags {
     log_format: LogFormat,
 
     /// UDP address for cluster traffic (QUIC). Empty: the node runs alone. Overrides the config's
-    /// `cluster.listen_address`. [parsed and validated only, for now]
+    /// `cluster.listen_address`.
     #[arg(long = "cluster.listen-address", value_name = "ADDRESS")]
     cluster_listen_address: Option<String>,
 
     /// Address peers use to reach this node, if it differs from the listen address.
-    /// [parsed and validated only, for now]
+    ///
     #[arg(long = "cluster.advertise-address", value_name = "ADDRESS")]
     cluster_advertise_address: Option<String>,
 
-    /// A peer to join, as host:port. Repeat for several. [parsed and validated only, for now]
+    /// A peer to join, as host:port. Repeat for several.
     #[arg(long = "cluster.peer", value_name = "ADDRESS")]
     cluster_peer: Vec<String>,
 
     /// Name of the cluster; nodes of another cluster are refused. Default: tocsin.
-    /// [parsed and validated only, for now]
+    ///
     #[arg(long = "cluster.name", value_name = "NAME")]
     cluster_name: Option<String>,
 
     /// This node's name in the cluster and in its certificate file names. Default: the host name.
-    /// [parsed and validated only, for now]
+    ///
     #[arg(long = "cluster.node-name", value_name = "NAME")]
     cluster_node_name: Option<String>,
 
     /// Folder with ca.pem, <node>.pem and <node>-key.pem for mutual TLS between nodes.
-    /// Default: certs. [parsed and validated only, for now]
+    /// Default: certs.
     #[arg(long = "cluster.tls-dir", value_name = "DIR")]
     cluster_tls_dir: Option<PathBuf>,
 
     /// How long a peer ranked k waits (k × this) before notifying in another's place, e.g. 15s.
-    /// Default: 15s. [parsed and validated only, for now]
+    /// Default: 15s.
     #[arg(long = "cluster.peer-timeout", value_name = "DURATION", value_parser = humantime::parse_duration)]
     cluster_peer_timeout: Option<std::time::Duration>,
+
+    /// Run the cluster without authentication: each node makes itself a throw-away certificate
+    /// and accepts any peer. For local experiments only; a warning is logged.
+    #[arg(long = "cluster.insecure")]
+    cluster_insecure: bool,
 }
 
 impl RunFlags {
@@ -158,6 +175,7 @@ impl RunFlags {
             self.cluster_node_name.clone().unwrap_or_default(),
         );
         record("cluster.tls-dir", show_path(&self.cluster_tls_dir));
+        record("cluster.insecure", self.cluster_insecure.to_string());
         record(
             "cluster.peer-timeout",
             self.cluster_peer_timeout
@@ -177,6 +195,7 @@ impl RunFlags {
                 node_name: self.cluster_node_name,
                 tls_dir: self.cluster_tls_dir,
                 peer_timeout: self.cluster_peer_timeout,
+                insecure: self.cluster_insecure,
             },
             flags,
         }
@@ -191,6 +210,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Check(CheckCommand::Config { files })) => check_config(&files),
+        Some(Command::Certs { dir, names }) => create_certs(&dir, &names),
         None => run_node(cli.run),
     }
 }
@@ -219,6 +239,29 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn create_certs(dir: &std::path::Path, names: &[String]) -> ExitCode {
+    for name in names {
+        let mut settings = tocsin_mesh::ClusterSettings::new(name.clone());
+        settings.node_name = name.clone();
+        if let Err(error) = settings.validate() {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match tocsin_mesh::certs::create_certs(dir, names) {
+        Ok(written) => {
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cannot create certificates: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -6,15 +6,18 @@
 #![deny(clippy::disallowed_methods)]
 
 pub mod alert;
+pub mod claims;
 pub mod groups;
 pub mod inhibition;
 pub mod labels;
 pub mod nflog;
+pub mod ownership;
 pub mod pipeline;
 pub mod routing;
 pub mod silences;
 pub mod store;
 pub mod time_intervals;
+pub mod wire;
 
 pub use alert::{Alert, InvalidAlert, PostedAlert};
 pub use labels::{Fingerprint, LabelSet};

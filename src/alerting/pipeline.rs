@@ -5,11 +5,20 @@
 //! integration: dedup against the notification log. Delivery is the shell's job; it reports
 //! back with [`Pipeline::delivered`], which logs the notification and, once every integration
 //! of a flush succeeded, lets the group drop the resolved alerts it sent.
+//!
+//! In a cluster a stage sits between the mute stages and delivery (Alertmanager's wait stage,
+//! improved): the node ranked k for a (group, integration) (see [`ownership`](super::ownership))
+//! defers its notification by k × peer timeout, then consults the notification log again, so a
+//! notification the owner sent in the meantime (replicated to this node) is not sent twice. The
+//! node that does send first claims it (see [`claims`](super::claims)); a node whose turn comes
+//! while another live node's claim holds waits for the claim to expire.
 
 use super::alert::{InvalidAlert, PostedAlert};
+use super::claims::{Claim, Claims};
 use super::groups::{Flush, GroupError, GroupId, GroupLimits, GroupSettings, Groups};
 use super::inhibition::Inhibitor;
 use super::nflog::{Decision, Entry, Nflog, NflogError, NotifyReason, ReceiverKey, needs_update};
+use super::ownership::ClusterView;
 use super::routing::{RouteId, RoutingTree};
 use super::silences::Silences;
 use super::store::{AlertStore, StoreError, StoreLimits};
@@ -43,7 +52,39 @@ pub struct Notification {
     /// What the notification log records once delivered: every unmuted alert of the flush.
     firing_fingerprints: BTreeSet<u64>,
     resolved_fingerprints: BTreeSet<u64>,
+    /// For the dedup check a deferred notification runs again when its turn comes.
+    repeat_interval: SignedDuration,
+    send_resolved: bool,
+    /// When this node first claimed the notification (clusters only); renewals stop
+    /// [`MAX_CLAIM_HOLD`] peer timeouts later.
+    claimed_at: Option<Timestamp>,
 }
+
+impl Notification {
+    /// When this node claimed the notification; `None` on a node alone.
+    pub fn claimed_at(&self) -> Option<Timestamp> {
+        self.claimed_at
+    }
+}
+
+/// What the cluster's wait stage did, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchCounters {
+    /// Notifications this node owned and sent at once.
+    pub sent_as_owner: u64,
+    /// Notifications deferred because this node was not their owner (or a claim held).
+    pub deferred: u64,
+    /// Deferred notifications dropped because a higher-ranked node had already sent them:
+    /// the duplicates the cluster avoided.
+    pub sent_by_peer: u64,
+    /// Deferred notifications this node sent itself because nobody ranked above it had.
+    pub sent_in_place_of_owner: u64,
+}
+
+/// How many peer timeouts an owner may keep renewing its claim while it retries. Past that,
+/// lower-ranked nodes may send too: an owner that cannot reach the receiver must not keep the
+/// others from reaching it (at least once beats exactly once).
+pub const MAX_CLAIM_HOLD: i32 = 2;
 
 /// What the shell must do after [`Pipeline::poll`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +92,8 @@ pub enum Effect {
     Notify(Notification),
     /// A notification-log entry to write durably (the dedup stage logged without sending).
     PersistNflog(Entry),
+    /// This node's claim on the notification that follows: replicate it before sending.
+    Claim(Claim),
 }
 
 /// How one alert looks to the API: Alertmanager's `alertStatus` plus the receivers it routes to.
@@ -149,8 +192,14 @@ pub struct Pipeline {
     store: AlertStore,
     groups: Groups,
     pending: BTreeMap<GroupId, PendingFlush>,
+    /// Notifications waiting for this node's turn (clusters only), by when it comes.
+    deferred: BTreeMap<(GroupId, ReceiverKey), Notification>,
+    deferred_timers: BTreeSet<(Timestamp, GroupId, ReceiverKey)>,
+    cluster: ClusterView,
+    pub dispatch: DispatchCounters,
     pub silences: Silences,
     pub nflog: Nflog,
+    pub claims: Claims,
 }
 
 fn integrations_of(config: &AlertmanagerConfig) -> BTreeMap<String, Vec<Integration>> {
@@ -202,9 +251,32 @@ impl Pipeline {
             store: AlertStore::new(store_limits),
             groups: Groups::new(group_limits),
             pending: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            deferred_timers: BTreeSet::new(),
+            cluster: ClusterView::alone("local"),
+            dispatch: DispatchCounters::default(),
             silences,
             nflog,
+            claims: Claims::new(),
         }
+    }
+
+    /// Takes the membership layer's latest view; ranks of later flushes follow it.
+    pub fn set_cluster_view(&mut self, view: ClusterView) {
+        self.cluster = view;
+    }
+
+    pub fn cluster_view(&self) -> &ClusterView {
+        &self.cluster
+    }
+
+    /// Notifications waiting for this node's turn.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    fn is_clustered(&self) -> bool {
+        self.cluster.live.len() > 1
     }
 
     /// Takes a new configuration. Groups are rebuilt from the stored alerts, as Alertmanager
@@ -218,6 +290,8 @@ impl Pipeline {
         self.integrations = integrations_of(config);
         self.groups = Groups::new(GroupLimits::default());
         self.pending.clear();
+        self.deferred.clear();
+        self.deferred_timers.clear();
         let alerts: Vec<Arc<Alert>> = self
             .store
             .shared()
@@ -260,15 +334,21 @@ impl Pipeline {
         }
     }
 
-    /// Takes one alert (already given Alertmanager's defaults, see [`Alert::from_posted`]).
-    pub fn receive(&mut self, alert: Alert, now: Timestamp) -> Result<(), ReceiveError> {
+    /// Takes one alert (already given Alertmanager's defaults, see [`Alert::from_posted`]), from
+    /// a client or a peer. Returns the stored alert if it changed (to replicate).
+    pub fn receive(
+        &mut self,
+        alert: Alert,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Alert>>, ReceiveError> {
         let outcome = self.store.put(alert, now)?;
-        if let Some(changed) = outcome.into_changed() {
-            self.inhibitor.upsert(&changed);
-            let fingerprint = changed.fingerprint();
-            self.route_into_groups(changed, fingerprint, now)?;
-        }
-        Ok(())
+        let Some(changed) = outcome.into_changed() else {
+            return Ok(None);
+        };
+        self.inhibitor.upsert(&changed);
+        let fingerprint = changed.fingerprint();
+        self.route_into_groups(Arc::clone(&changed), fingerprint, now)?;
+        Ok(Some(changed))
     }
 
     /// [`Pipeline::receive`] for an alert `context` prepared: the same outcome,
@@ -279,7 +359,7 @@ impl Pipeline {
         context: &IngestContext,
         prepared: PreparedAlert,
         now: Timestamp,
-    ) -> Result<(), ReceiveError> {
+    ) -> Result<Option<Arc<Alert>>, ReceiveError> {
         let PreparedAlert {
             alert,
             fingerprint,
@@ -287,12 +367,12 @@ impl Pipeline {
         } = prepared;
         let (outcome, same_labels) = self.store.put_valid(alert, fingerprint, now)?;
         let Some(changed) = outcome.into_changed() else {
-            return Ok(());
+            return Ok(None);
         };
         self.inhibitor.upsert(&changed);
         if !Arc::ptr_eq(&context.routes, &self.routes) || !same_labels {
-            self.route_into_groups(changed, fingerprint, now)?;
-            return Ok(());
+            self.route_into_groups(Arc::clone(&changed), fingerprint, now)?;
+            return Ok(Some(changed));
         }
         for prepared in matched {
             let route = self.routes.route(prepared.route);
@@ -312,7 +392,7 @@ impl Pipeline {
                 now,
             )?;
         }
-        Ok(())
+        Ok(Some(changed))
     }
 
     fn route_into_groups(
@@ -346,14 +426,32 @@ impl Pipeline {
 
     /// The earliest time `poll` has work; the shell sleeps until then (or until new input).
     pub fn next_wakeup(&self) -> Option<Timestamp> {
-        self.groups.next_wakeup()
+        let deferred = self.deferred_timers.first().map(|(at, _, _)| *at);
+        match (self.groups.next_wakeup(), deferred) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Runs every due group flush through the pipeline's stages.
+    /// Runs every due group flush through the pipeline's stages, then every deferred
+    /// notification whose turn has come.
     pub fn poll(&mut self, now: Timestamp) -> Vec<Effect> {
         let mut effects = Vec::new();
         for flush in self.groups.poll_flushes(now) {
             self.run_flush(flush, now, &mut effects);
+        }
+        let due: Vec<(Timestamp, GroupId, ReceiverKey)> = self
+            .deferred_timers
+            .iter()
+            .take_while(|(at, _, _)| *at <= now)
+            .cloned()
+            .collect();
+        for timer in due {
+            self.deferred_timers.remove(&timer);
+            let (_, group, integration) = timer;
+            if let Some(notification) = self.deferred.remove(&(group, integration)) {
+                self.run_deferred(notification, now, &mut effects);
+            }
         }
         effects
     }
@@ -392,7 +490,10 @@ impl Pipeline {
         let resolved_fingerprints: BTreeSet<u64> =
             resolved.iter().map(|alert| alert.fingerprint().0).collect();
 
+        // A newer flush of a group replaces its unfinished one, deferred notifications included.
+        self.forget_deferred(&flush.group);
         let mut outstanding = BTreeSet::new();
+        let mut to_dispatch = Vec::new();
         for integration in integrations {
             let entry = self
                 .nflog
@@ -408,7 +509,7 @@ impl Pipeline {
             match decision {
                 Decision::Notify(reason) => {
                     outstanding.insert(integration.key.clone());
-                    effects.push(Effect::Notify(Notification {
+                    let notification = Notification {
                         group: flush.group.clone(),
                         group_labels: flush.group_labels.clone(),
                         integration: integration.key,
@@ -422,7 +523,11 @@ impl Pipeline {
                         deadline: flush.deadline,
                         firing_fingerprints: firing_fingerprints.clone(),
                         resolved_fingerprints: resolved_fingerprints.clone(),
-                    }));
+                        repeat_interval: flush.repeat_interval,
+                        send_resolved: integration.send_resolved,
+                        claimed_at: None,
+                    };
+                    to_dispatch.push(notification);
                 }
                 Decision::RecordOnly => {
                     let logged = self.nflog.log(
@@ -452,6 +557,160 @@ impl Pipeline {
                 },
             );
         }
+        for notification in to_dispatch {
+            self.dispatch(notification, now, effects);
+        }
+    }
+
+    /// The cluster's wait stage: the owner goes ahead, rank k comes back after k peer timeouts.
+    fn dispatch(&mut self, notification: Notification, now: Timestamp, effects: &mut Vec<Effect>) {
+        let wait = self
+            .cluster
+            .wait(&notification.group.group_key, &notification.integration);
+        if wait.is_positive() {
+            let due = now.saturating_add(wait).unwrap_or(Timestamp::MAX);
+            self.dispatch.deferred += 1;
+            self.defer(notification, due);
+        } else {
+            if self.is_clustered() {
+                self.dispatch.sent_as_owner += 1;
+            }
+            self.claim_and_send(notification, now, effects);
+        }
+    }
+
+    fn defer(&mut self, notification: Notification, due: Timestamp) {
+        let key = (notification.group.clone(), notification.integration.clone());
+        self.deferred_timers
+            .insert((due, key.0.clone(), key.1.clone()));
+        if let Some(previous) = self.deferred.insert(key, notification) {
+            // One deferred notification per key: drop the older one's timer.
+            self.deferred_timers.retain(|(at, group, integration)| {
+                *at == due || group != &previous.group || integration != &previous.integration
+            });
+        }
+    }
+
+    fn forget_deferred(&mut self, group: &GroupId) {
+        self.deferred.retain(|(held, _), _| held != group);
+        self.deferred_timers.retain(|(_, held, _)| held != group);
+    }
+
+    /// Sends now unless another live node holds a claim, in which case this node comes back when
+    /// that claim expires. In a cluster the send is preceded by this node's own claim.
+    fn claim_and_send(
+        &mut self,
+        mut notification: Notification,
+        now: Timestamp,
+        effects: &mut Vec<Effect>,
+    ) {
+        if self.is_clustered() {
+            let held = self
+                .claims
+                .held_by_other(
+                    &notification.group.group_key,
+                    &notification.integration,
+                    &self.cluster.me,
+                    now,
+                )
+                .filter(|claim| self.cluster.is_live(&claim.node))
+                .map(|claim| claim.expires_at);
+            if let Some(expires_at) = held {
+                self.claims.counters.held_off += 1;
+                self.defer(notification, expires_at);
+                return;
+            }
+            notification.claimed_at = Some(now);
+            if let Some(claim) = self.claims.claim(self.claim_for(&notification, now)) {
+                effects.push(Effect::Claim(claim));
+            }
+        }
+        effects.push(Effect::Notify(notification));
+    }
+
+    fn claim_for(&self, notification: &Notification, now: Timestamp) -> Claim {
+        Claim {
+            group_key: notification.group.group_key.clone(),
+            receiver: notification.integration.clone(),
+            node: self.cluster.me.clone(),
+            claimed_at: notification.claimed_at.unwrap_or(now),
+            expires_at: now
+                .saturating_add(self.cluster.peer_timeout)
+                .unwrap_or(Timestamp::MAX),
+        }
+    }
+
+    /// A renewal of this node's claim on a notification it is still trying to deliver, to
+    /// replicate; `None` when there is nothing to renew or the hold is over (see
+    /// [`MAX_CLAIM_HOLD`]).
+    pub fn renew_claim(&mut self, notification: &Notification, now: Timestamp) -> Option<Claim> {
+        let claimed_at = notification.claimed_at?;
+        let hold = self
+            .cluster
+            .peer_timeout
+            .checked_mul(MAX_CLAIM_HOLD)
+            .unwrap_or(SignedDuration::MAX);
+        if now.duration_since(claimed_at) >= hold || !self.is_clustered() {
+            return None;
+        }
+        let claim = self.claim_for(notification, now);
+        self.claims.claim(claim)
+    }
+
+    /// A deferred notification's turn: the dedup check again, against a notification log that
+    /// now holds whatever higher-ranked nodes sent meanwhile.
+    fn run_deferred(
+        &mut self,
+        notification: Notification,
+        now: Timestamp,
+        effects: &mut Vec<Effect>,
+    ) {
+        let entry = self.nflog.query(
+            &notification.group.group_key,
+            &notification.integration,
+            now,
+        );
+        let decision = needs_update(
+            entry,
+            &notification.firing_fingerprints,
+            &notification.resolved_fingerprints,
+            notification.repeat_interval,
+            notification.send_resolved,
+            now,
+        );
+        match decision {
+            Decision::Notify(_) => {
+                if notification.claimed_at.is_none() {
+                    self.dispatch.sent_in_place_of_owner += 1;
+                }
+                self.claim_and_send(notification, now, effects)
+            }
+            Decision::RecordOnly => {
+                if let Ok(Some(entry)) = self.delivered(&notification, now) {
+                    effects.push(Effect::PersistNflog(entry));
+                }
+            }
+            // Another node notified: for this node the flush succeeded.
+            Decision::Skip(_) => {
+                self.dispatch.sent_by_peer += 1;
+                self.integration_done(&notification)
+            }
+        }
+    }
+
+    /// One integration of a pending flush is done; the last one completes the flush.
+    fn integration_done(&mut self, notification: &Notification) {
+        let finished = match self.pending.get_mut(&notification.group) {
+            Some(pending) => {
+                pending.outstanding.remove(&notification.integration);
+                pending.outstanding.is_empty()
+            }
+            None => false,
+        };
+        if finished && let Some(pending) = self.pending.remove(&notification.group) {
+            self.groups
+                .flush_succeeded(&notification.group, &pending.resolved);
+        }
     }
 
     fn is_muted(&mut self, labels: &LabelSet, now: Timestamp) -> bool {
@@ -474,17 +733,7 @@ impl Pipeline {
             None,
             now,
         )?;
-        let finished = match self.pending.get_mut(&notification.group) {
-            Some(pending) => {
-                pending.outstanding.remove(&notification.integration);
-                pending.outstanding.is_empty()
-            }
-            None => false,
-        };
-        if finished && let Some(pending) = self.pending.remove(&notification.group) {
-            self.groups
-                .flush_succeeded(&notification.group, &pending.resolved);
-        }
+        self.integration_done(notification);
         Ok(entry)
     }
 
@@ -522,6 +771,7 @@ impl Pipeline {
         self.inhibitor.remove_resolved(now);
         self.silences.gc(now);
         self.nflog.gc(now);
+        self.claims.gc(now);
     }
 }
 
@@ -595,7 +845,7 @@ time_intervals:
             .into_iter()
             .filter_map(|effect| match effect {
                 Effect::Notify(notification) => Some(notification),
-                Effect::PersistNflog(_) => None,
+                Effect::PersistNflog(_) | Effect::Claim(_) => None,
             })
             .collect()
     }
@@ -715,6 +965,135 @@ time_intervals:
         );
         assert!(pipeline.poll(at(30)).is_empty());
         assert!(pipeline.poll(at(10_000)).is_empty());
+    }
+
+    fn clustered(me: &str, live: &[&str]) -> Pipeline {
+        let mut pipeline = pipeline();
+        pipeline.set_cluster_view(ClusterView {
+            me: me.into(),
+            live: live.iter().map(|name| name.to_string()).collect(),
+            peer_timeout: SignedDuration::from_secs(15),
+        });
+        pipeline
+    }
+
+    /// Three nodes holding the same alert: the owner claims and sends at the flush, the others
+    /// wait their turn, see the owner's replicated log entry, and send nothing.
+    #[test]
+    fn a_healthy_cluster_notifies_once() {
+        let names = ["a", "b", "c"];
+        let mut nodes: Vec<Pipeline> = names.iter().map(|me| clustered(me, &names)).collect();
+        for node in &mut nodes {
+            post(node, &[("alertname", "Disk")], None, at(0));
+        }
+        let mut sent = Vec::new();
+        let mut claims = Vec::new();
+        for (index, node) in nodes.iter_mut().enumerate() {
+            for effect in node.poll(at(30)) {
+                match effect {
+                    Effect::Notify(notification) => sent.push((index, notification)),
+                    Effect::Claim(claim) => claims.push(claim),
+                    Effect::PersistNflog(_) => {}
+                }
+            }
+        }
+        assert_eq!(sent.len(), 1, "only the owner sends at the flush");
+        assert_eq!(claims.len(), 1, "the owner claims before sending");
+        let (owner, notification) = sent.pop().unwrap();
+        let entry = nodes[owner]
+            .delivered(&notification, at(31))
+            .unwrap()
+            .unwrap();
+        // Replication: the entry and the claim reach every peer.
+        for node in &mut nodes {
+            node.nflog.merge(entry.clone(), at(31)).unwrap();
+            node.claims.merge(claims[0].clone());
+        }
+        for (index, node) in nodes.iter_mut().enumerate() {
+            assert_eq!(node.deferred_len(), usize::from(index != owner));
+            for now in [45, 60, 75] {
+                assert!(
+                    notifications(node.poll(at(now))).is_empty(),
+                    "node {index} at {now}"
+                );
+            }
+            assert_eq!(node.deferred_len(), 0);
+        }
+    }
+
+    /// The owner dies before sending: the second-ranked node sends one peer timeout later.
+    #[test]
+    fn the_next_rank_sends_when_the_owner_does_not() {
+        let names = ["a", "b", "c"];
+        let mut nodes: Vec<Pipeline> = names.iter().map(|me| clustered(me, &names)).collect();
+        for node in &mut nodes {
+            post(node, &[("alertname", "Disk")], None, at(0));
+        }
+        let owner = nodes
+            .iter_mut()
+            .position(|node| !notifications(node.poll(at(30))).is_empty())
+            .unwrap();
+        let mut senders = Vec::new();
+        for (index, node) in nodes.iter_mut().enumerate() {
+            if index == owner {
+                continue;
+            }
+            for now in [31, 44] {
+                assert!(notifications(node.poll(at(now))).is_empty());
+            }
+            if !notifications(node.poll(at(45))).is_empty() {
+                senders.push(index);
+            }
+        }
+        assert_eq!(
+            senders.len(),
+            1,
+            "rank 1 sends at flush + 15s, rank 2 not yet"
+        );
+    }
+
+    /// A live claim of another node holds a node off until the claim expires.
+    #[test]
+    fn a_live_claim_holds_off_the_next_rank() {
+        let names = ["a", "b"];
+        let mut nodes: Vec<Pipeline> = names.iter().map(|me| clustered(me, &names)).collect();
+        for node in &mut nodes {
+            post(node, &[("alertname", "Disk")], None, at(0));
+        }
+        let mut owner_effects = Vec::new();
+        let mut owner = 0;
+        for (index, node) in nodes.iter_mut().enumerate() {
+            let effects = node.poll(at(30));
+            if !effects.is_empty() {
+                owner = index;
+                owner_effects = effects;
+            }
+        }
+        let other = 1 - owner;
+        let Some(Effect::Notify(notification)) = owner_effects.pop() else {
+            panic!("the owner sends");
+        };
+        let Some(Effect::Claim(claim)) = owner_effects.pop() else {
+            panic!("the claim comes first");
+        };
+        nodes[other].claims.merge(claim);
+        // The owner is still retrying at 40 and renews its claim until 55.
+        let renewed = nodes[owner].renew_claim(&notification, at(40)).unwrap();
+        nodes[other].claims.merge(renewed);
+        assert!(
+            notifications(nodes[other].poll(at(45))).is_empty(),
+            "held off"
+        );
+        assert_eq!(nodes[other].claims.counters.held_off, 1);
+        assert!(
+            nodes[owner].renew_claim(&notification, at(60)).is_none(),
+            "the hold ends after two peer timeouts"
+        );
+        assert_eq!(
+            notifications(nodes[other].poll(at(55))).len(),
+            1,
+            "claim expired"
+        );
     }
 
     #[test]

@@ -27,7 +27,91 @@ pub struct ClusterStatus {
     name: Option<String>,
     /// `ready`, `settling` or `disabled`, as Alertmanager reports it.
     status: &'static str,
-    peers: Vec<serde_json::Value>,
+    /// Live members, this node included, as Alertmanager lists them (`name`, `address`).
+    peers: Vec<PeerStatus>,
+    /// Tocsin's own fields (clients that follow Alertmanager's schema ignore them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tocsin: Option<TocsinClusterStatus>,
+}
+
+#[derive(Serialize)]
+pub struct PeerStatus {
+    name: String,
+    address: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TocsinClusterStatus {
+    cluster_name: String,
+    /// Notifications waiting for this node's turn (it is not their owner).
+    deferred_notifications: usize,
+    /// Claims on notifications held now, and how many are this node's.
+    claims: usize,
+    own_claims: usize,
+    /// Notifications sent as owner, deferred, and skipped because a peer sent them.
+    sent_as_owner: u64,
+    deferred_total: u64,
+    skipped_sent_by_peer: u64,
+    sent_in_place_of_owner: u64,
+}
+
+fn cluster_status(node: &Node) -> ClusterStatus {
+    let Some(runtime) = node.cluster_runtime() else {
+        return ClusterStatus {
+            name: node
+                .cluster
+                .is_clustered()
+                .then(|| node.cluster.node_name.clone()),
+            status: if node.cluster.is_clustered() {
+                "settling"
+            } else {
+                "disabled"
+            },
+            peers: Vec::new(),
+            tocsin: None,
+        };
+    };
+    let snapshot = runtime.snapshot();
+    let me = snapshot.node_name.clone();
+    let (deferred, claims, own_claims, dispatch) = runtime.alerting().read(|pipeline| {
+        (
+            pipeline.deferred_len(),
+            pipeline.claims.len(),
+            pipeline
+                .claims
+                .iter()
+                .filter(|claim| claim.node == me)
+                .count(),
+            pipeline.dispatch,
+        )
+    });
+    ClusterStatus {
+        name: Some(snapshot.node_name),
+        status: if snapshot.settled {
+            "ready"
+        } else {
+            "settling"
+        },
+        peers: snapshot
+            .members
+            .into_iter()
+            .map(|member| PeerStatus {
+                name: member.name,
+                address: member.cluster_address.to_string(),
+            })
+            .collect(),
+        tocsin: Some(TocsinClusterStatus {
+            cluster_name: snapshot.cluster_name,
+            deferred_notifications: deferred,
+            claims,
+            own_claims,
+            sent_as_owner: dispatch.sent_as_owner,
+            deferred_total: dispatch.deferred,
+            skipped_sent_by_peer: dispatch.sent_by_peer,
+            sent_in_place_of_owner: dispatch.sent_in_place_of_owner,
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -45,18 +129,11 @@ pub struct AlertmanagerStatus {
 }
 
 /// Alertmanager's `GET /api/v2/status`, which `amtool config show` and `amtool cluster show`
-/// read. The cluster is reported `disabled` until the mesh runs.
+/// read. A node without `--cluster.listen-address` reports its cluster `disabled`.
 pub async fn alertmanager_status(State(node): State<Arc<Node>>) -> Json<AlertmanagerStatus> {
     let loaded = node.config();
     Json(AlertmanagerStatus {
-        cluster: ClusterStatus {
-            name: node
-                .cluster
-                .is_clustered()
-                .then(|| node.cluster.node_name.clone()),
-            status: "disabled",
-            peers: Vec::new(),
-        },
+        cluster: cluster_status(&node),
         config: AlertmanagerConfigStatus {
             original: loaded.alertmanager_text.clone(),
         },

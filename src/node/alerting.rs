@@ -14,7 +14,7 @@ use crate::state_log::{StateLog, StateLogError, StateLogOptions};
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 use tocsin_receivers::data::{AlertData, AlertStatus, NotificationData};
 use tocsin_receivers::retry::RetryPolicy;
@@ -55,6 +55,18 @@ pub enum SilenceWriteError {
     Encoding(String),
 }
 
+/// A change this node made that its peers must hear of (see `node::cluster`).
+#[derive(Debug, Clone)]
+pub enum Replicated {
+    Silences(Vec<crate::alerting::silences::Silence>),
+    Nflog(Entry),
+    Alerts(Vec<Arc<Alert>>),
+    Claim(crate::alerting::claims::Claim),
+}
+
+/// Changes waiting to be sent to peers, at most; past this the periodic anti-entropy repairs.
+pub(super) const REPLICATION_QUEUE: usize = 65_536;
+
 /// What delivery needs from the configuration; replaced whole on reload.
 struct Delivery {
     integrations: Integrations,
@@ -76,6 +88,13 @@ pub struct AlertingRuntime {
     delivery_slots: Arc<tokio::sync::Semaphore>,
     /// Woken when input may have moved a group timer earlier.
     wake: tokio::sync::Notify,
+    /// Where changes go to be replicated; unset on a node that runs alone.
+    replication: OnceLock<tokio::sync::mpsc::Sender<Replicated>>,
+    /// False while a clustered node settles: no notification leaves it until it synced with its
+    /// peers (see `node::cluster`).
+    may_notify: tokio::sync::watch::Sender<bool>,
+    /// Changes dropped because the replication queue was full.
+    pub replication_dropped: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,7 +169,45 @@ impl AlertingRuntime {
             nflog_writes_receiver: Mutex::new(Some(nflog_writes_receiver)),
             delivery_slots: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES_IN_FLIGHT)),
             wake: tokio::sync::Notify::new(),
+            replication: OnceLock::new(),
+            may_notify: tokio::sync::watch::Sender::new(true),
+            replication_dropped: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Makes this node replicate its changes into `sender`, and hold notifications until
+    /// [`AlertingRuntime::set_may_notify`] says the node has settled.
+    pub fn join_cluster(&self, sender: tokio::sync::mpsc::Sender<Replicated>) {
+        let _ = self.replication.set(sender);
+        self.may_notify.send_replace(false);
+    }
+
+    pub fn set_may_notify(&self, may_notify: bool) {
+        self.may_notify.send_replace(may_notify);
+        self.wake.notify_one();
+    }
+
+    pub fn may_notify(&self) -> bool {
+        *self.may_notify.borrow()
+    }
+
+    /// Queues a change for the peers; never blocks (a full queue drops it and counts it).
+    pub fn replicate(&self, change: Replicated) {
+        if let Some(sender) = self.replication.get()
+            && sender.try_send(change).is_err()
+        {
+            self.replication_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn is_replicating(&self) -> bool {
+        self.replication.get().is_some()
+    }
+
+    /// Wakes the timer loop: a merge from a peer may have moved a timer earlier.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The delivery settings in force; a reload replaces them whole.
@@ -205,10 +262,17 @@ impl AlertingRuntime {
         let mut errors = Vec::new();
         let mut limit_reached = false;
         let mut accepted = 0;
+        let replicating = self.is_replicating();
+        let mut changed = Vec::new();
         for (index, prepared) in prepared.into_iter().enumerate() {
             let result = prepared.and_then(|alert| {
                 pipeline
                     .receive_prepared(&context, alert, now)
+                    .map(|stored| {
+                        if replicating && let Some(stored) = stored {
+                            changed.push(stored);
+                        }
+                    })
                     .map_err(|error| {
                         limit_reached |= matches!(
                             error,
@@ -225,6 +289,9 @@ impl AlertingRuntime {
             }
         }
         drop(pipeline);
+        if !changed.is_empty() {
+            self.replicate(Replicated::Alerts(changed));
+        }
         self.wake.notify_one();
         if errors.is_empty() {
             Ok(accepted)
@@ -250,6 +317,7 @@ impl AlertingRuntime {
             None => pipeline.silences.create(spec, now, random_id_bytes())?,
         };
         self.persist_silences(&change.persist)?;
+        self.replicate(Replicated::Silences(change.persist));
         Ok(change.id)
     }
 
@@ -258,12 +326,13 @@ impl AlertingRuntime {
         let mut pipeline = lock(&self.pipeline);
         if let Some(expired) = pipeline.silences.expire(id, now)? {
             self.persist_silences(std::slice::from_ref(&expired))?;
+            self.replicate(Replicated::Silences(vec![expired]));
         }
         Ok(())
     }
 
     /// Called with the pipeline locked, so the log's order is the order changes were made.
-    fn persist_silences(
+    pub(super) fn persist_silences(
         &self,
         silences: &[crate::alerting::silences::Silence],
     ) -> Result<(), SilenceWriteError> {
@@ -298,13 +367,23 @@ impl AlertingRuntime {
             tokio::spawn(write_nflog_batches(Arc::clone(&self.nflog_log), writes));
         }
         let mut last_gc = Timestamp::now();
+        // A settling node sends nothing: its peers may already have (DESIGN.md §4).
+        let mut may_notify = self.may_notify.subscribe();
+        tokio::select! {
+            _ = may_notify.wait_for(|may| *may) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
         loop {
             let now = Timestamp::now();
             let effects = lock(&self.pipeline).poll(now);
             for effect in effects {
                 match effect {
                     Effect::Notify(notification) => Arc::clone(&self).spawn_delivery(notification),
-                    Effect::PersistNflog(entry) => self.queue_nflog(&entry, None),
+                    Effect::PersistNflog(entry) => {
+                        self.queue_nflog(&entry, None);
+                        self.replicate(Replicated::Nflog(entry));
+                    }
+                    Effect::Claim(claim) => self.replicate(Replicated::Claim(claim)),
                 }
             }
             if now.duration_since(last_gc)
@@ -345,21 +424,24 @@ impl AlertingRuntime {
                 return;
             };
             let policy = RetryPolicy::default();
-            let result = tocsin_receivers::retry::deliver(
+            let delivering = tocsin_receivers::retry::deliver(
                 notifier.as_ref(),
                 &data,
                 &policy,
                 deadline,
                 stats.as_deref(),
-            )
-            .await;
+            );
+            let result = self.renewing_claim(&notification, delivering).await;
             // The slot bounds connections, not the notification-log fsync that follows.
             drop(slot);
             match result {
                 Ok(_) => {
                     let logged = lock(&self.pipeline).delivered(&notification, Timestamp::now());
                     match logged {
-                        Ok(Some(entry)) => self.persist_nflog(&entry).await,
+                        Ok(Some(entry)) => {
+                            self.persist_nflog(&entry).await;
+                            self.replicate(Replicated::Nflog(entry));
+                        }
                         Ok(None) => {}
                         Err(error) => tracing::error!(%error, "cannot log the notification"),
                     }
@@ -376,6 +458,40 @@ impl AlertingRuntime {
                 }
             }
         });
+    }
+
+    /// Runs a delivery while renewing this node's claim on it every half claim lifetime, so
+    /// peers keep holding off while it retries (clusters only).
+    async fn renewing_claim<T>(
+        &self,
+        notification: &Notification,
+        delivering: impl std::future::Future<Output = T>,
+    ) -> T {
+        let peer_timeout = lock(&self.pipeline).cluster_view().peer_timeout;
+        let Ok(period) = Duration::try_from(peer_timeout / 2) else {
+            return delivering.await;
+        };
+        if notification.claimed_at().is_none() || period.is_zero() {
+            return delivering.await;
+        }
+        tokio::pin!(delivering);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                result = &mut delivering => return result,
+                _ = ticks.tick() => {
+                    let renewed = lock(&self.pipeline).renew_claim(notification, Timestamp::now());
+                    if let Some(claim) = renewed {
+                        self.replicate(Replicated::Claim(claim));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Persists an entry merged from a peer (not waited for: the peer already has it).
+    pub(super) fn queue_nflog_entry(&self, entry: &Entry) {
+        self.queue_nflog(entry, None);
     }
 
     /// Hands an entry to the writer; `done` hears whether it reached the disk.
@@ -399,7 +515,7 @@ impl AlertingRuntime {
     }
 
     /// Writes an entry durably before the delivery that produced it is done.
-    async fn persist_nflog(&self, entry: &Entry) {
+    pub(super) async fn persist_nflog(&self, entry: &Entry) {
         let (done, written) = tokio::sync::oneshot::channel();
         self.queue_nflog(entry, Some(done));
         if written.await != Ok(true) {

@@ -2,6 +2,8 @@
 //! it (HTTP server, signals, reloads, shutdown).
 
 pub mod alerting;
+pub mod cluster;
+mod cluster_metrics;
 mod options;
 pub mod receivers;
 mod storage;
@@ -37,6 +39,8 @@ pub struct Node {
     ready: AtomicBool,
     /// Set once storage is open; absent while the node starts.
     alerting: OnceLock<Arc<alerting::AlertingRuntime>>,
+    /// Set once a clustered node has joined its mesh.
+    cluster_runtime: OnceLock<Arc<cluster::ClusterRuntime>>,
 }
 
 impl Node {
@@ -59,6 +63,7 @@ impl Node {
             reload_lock: Mutex::new(()),
             ready: AtomicBool::new(false),
             alerting: OnceLock::new(),
+            cluster_runtime: OnceLock::new(),
         }
     }
 
@@ -75,8 +80,21 @@ impl Node {
         self.alerting.get()
     }
 
+    /// The cluster runtime of a clustered node, once it joined its mesh.
+    pub fn cluster_runtime(&self) -> Option<&Arc<cluster::ClusterRuntime>> {
+        self.cluster_runtime.get()
+    }
+
+    /// Ready once storage is open and, in a cluster, the node has settled (synced with its
+    /// peers, or waited the settle timeout).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        let settled = if self.cluster.is_clustered() {
+            self.cluster_runtime()
+                .is_some_and(|runtime| runtime.is_settled())
+        } else {
+            true
+        };
+        self.ready.load(Ordering::Acquire) && settled
     }
 
     /// Re-reads the configuration. On any error the running configuration stays in force.
@@ -198,6 +216,21 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let _ = node.alerting.set(Arc::clone(&alerting));
     node.telemetry
         .register_collector(Box::new(alerting::AlertingMetrics(Arc::clone(&alerting))));
+    if node.cluster.is_clustered() {
+        let runtime = cluster::ClusterRuntime::start(
+            node.cluster.clone(),
+            node.options.cluster.insecure,
+            Arc::clone(&alerting),
+            node.external_url.as_str(),
+            shutdown_receiver.clone(),
+        )
+        .await?;
+        node.telemetry
+            .register_collector(Box::new(cluster_metrics::ClusterMetrics(Arc::clone(
+                &runtime,
+            ))));
+        let _ = node.cluster_runtime.set(runtime);
+    }
     let alerting_task = {
         let shutdown = shutdown_receiver.clone();
         tokio::spawn(Arc::clone(&alerting).run(shutdown))
@@ -224,6 +257,9 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     }
     signals.abort();
     let _ = alerting_task.await;
+    if let Some(runtime) = node.cluster_runtime() {
+        runtime.shutdown().await;
+    }
     tracing::info!("see you next time");
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct ClusterFlags {
     pub node_name: Option<String>,
     pub tls_dir: Option<PathBuf>,
     pub peer_timeout: Option<Duration>,
+    /// `--cluster.insecure`: no certificates, no authentication.
+    pub insecure: bool,
 }
 
 impl ClusterFlags {
