@@ -13,6 +13,7 @@ pub mod labels;
 pub mod nflog;
 pub mod ownership;
 pub mod pipeline;
+pub mod replica;
 pub mod routing;
 pub mod silences;
 pub mod store;

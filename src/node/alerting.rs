@@ -6,6 +6,7 @@ use super::receivers::Integrations;
 use crate::alerting::groups::{GroupLimits, alertmanager_order};
 use crate::alerting::nflog::{Entry, Nflog, NflogLimits};
 use crate::alerting::pipeline::{Effect, Notification, Pipeline};
+use crate::alerting::replica::Change;
 use crate::alerting::silences::{SilenceError, SilenceLimits, SilenceSpec, Silences, codec};
 use crate::alerting::store::{StoreError, StoreLimits};
 use crate::alerting::{Alert, PostedAlert};
@@ -55,15 +56,6 @@ pub enum SilenceWriteError {
     Encoding(String),
 }
 
-/// A change this node made that its peers must hear of (see `node::cluster`).
-#[derive(Debug, Clone)]
-pub enum Replicated {
-    Silences(Vec<crate::alerting::silences::Silence>),
-    Nflog(Entry),
-    Alerts(Vec<Arc<Alert>>),
-    Claim(crate::alerting::claims::Claim),
-}
-
 /// Changes waiting to be sent to peers, at most; past this the periodic anti-entropy repairs.
 pub(super) const REPLICATION_QUEUE: usize = 65_536;
 
@@ -89,7 +81,7 @@ pub struct AlertingRuntime {
     /// Woken when input may have moved a group timer earlier.
     wake: tokio::sync::Notify,
     /// Where changes go to be replicated; unset on a node that runs alone.
-    replication: OnceLock<tokio::sync::mpsc::Sender<Replicated>>,
+    replication: OnceLock<tokio::sync::mpsc::Sender<Change>>,
     /// False while a clustered node settles: no notification leaves it until it synced with its
     /// peers (see `node::cluster`).
     may_notify: tokio::sync::watch::Sender<bool>,
@@ -177,7 +169,7 @@ impl AlertingRuntime {
 
     /// Makes this node replicate its changes into `sender`, and hold notifications until
     /// [`AlertingRuntime::set_may_notify`] says the node has settled.
-    pub fn join_cluster(&self, sender: tokio::sync::mpsc::Sender<Replicated>) {
+    pub fn join_cluster(&self, sender: tokio::sync::mpsc::Sender<Change>) {
         let _ = self.replication.set(sender);
         self.may_notify.send_replace(false);
     }
@@ -192,7 +184,7 @@ impl AlertingRuntime {
     }
 
     /// Queues a change for the peers; never blocks (a full queue drops it and counts it).
-    pub fn replicate(&self, change: Replicated) {
+    pub fn replicate(&self, change: Change) {
         if let Some(sender) = self.replication.get()
             && sender.try_send(change).is_err()
         {
@@ -290,7 +282,7 @@ impl AlertingRuntime {
         }
         drop(pipeline);
         if !changed.is_empty() {
-            self.replicate(Replicated::Alerts(changed));
+            self.replicate(Change::Alerts(changed));
         }
         self.wake.notify_one();
         if errors.is_empty() {
@@ -317,7 +309,7 @@ impl AlertingRuntime {
             None => pipeline.silences.create(spec, now, random_id_bytes())?,
         };
         self.persist_silences(&change.persist)?;
-        self.replicate(Replicated::Silences(change.persist));
+        self.replicate(Change::Silences(change.persist));
         Ok(change.id)
     }
 
@@ -326,7 +318,7 @@ impl AlertingRuntime {
         let mut pipeline = lock(&self.pipeline);
         if let Some(expired) = pipeline.silences.expire(id, now)? {
             self.persist_silences(std::slice::from_ref(&expired))?;
-            self.replicate(Replicated::Silences(vec![expired]));
+            self.replicate(Change::Silences(vec![expired]));
         }
         Ok(())
     }
@@ -381,9 +373,9 @@ impl AlertingRuntime {
                     Effect::Notify(notification) => Arc::clone(&self).spawn_delivery(notification),
                     Effect::PersistNflog(entry) => {
                         self.queue_nflog(&entry, None);
-                        self.replicate(Replicated::Nflog(entry));
+                        self.replicate(Change::Nflog(entry));
                     }
-                    Effect::Claim(claim) => self.replicate(Replicated::Claim(claim)),
+                    Effect::Claim(claim) => self.replicate(Change::Claim(claim)),
                 }
             }
             if now.duration_since(last_gc)
@@ -440,7 +432,7 @@ impl AlertingRuntime {
                     match logged {
                         Ok(Some(entry)) => {
                             self.persist_nflog(&entry).await;
-                            self.replicate(Replicated::Nflog(entry));
+                            self.replicate(Change::Nflog(entry));
                         }
                         Ok(None) => {}
                         Err(error) => tracing::error!(%error, "cannot log the notification"),
@@ -482,7 +474,7 @@ impl AlertingRuntime {
                 _ = ticks.tick() => {
                     let renewed = lock(&self.pipeline).renew_claim(notification, Timestamp::now());
                     if let Some(claim) = renewed {
-                        self.replicate(Replicated::Claim(claim));
+                        self.replicate(Change::Claim(claim));
                     }
                 }
             }

@@ -6,13 +6,9 @@
 //! The protocol's decisions are the mesh crate's sans-IO `AntiEntropy` and the alerting core's
 //! CRDT merges; this module only moves bytes between them.
 
-use super::alerting::{AlertingRuntime, Replicated};
-use crate::alerting::Alert;
-use crate::alerting::claims::Claim;
-use crate::alerting::nflog::Entry;
+use super::alerting::AlertingRuntime;
 use crate::alerting::ownership::ClusterView;
-use crate::alerting::pipeline::Pipeline;
-use crate::alerting::silences::codec;
+use crate::alerting::replica::{self, Change};
 use bytes::Bytes;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,7 +215,7 @@ impl ClusterRuntime {
     /// Pushes this node's changes to every live peer as they happen.
     async fn send_changes(
         self: Arc<Self>,
-        mut outgoing: tokio::sync::mpsc::Receiver<Replicated>,
+        mut outgoing: tokio::sync::mpsc::Receiver<Change>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut batch = Vec::with_capacity(OUTGOING_BATCH);
@@ -234,7 +230,10 @@ impl ClusterRuntime {
             }
             let mut records: BTreeMap<StateKind, Vec<Vec<u8>>> = BTreeMap::new();
             for change in batch.drain(..) {
-                let (kind, encoded) = encode_change(&change);
+                let (kind, encoded, errors) = change.encode();
+                for error in errors {
+                    tracing::error!(%error, "cannot encode a change for the peers");
+                }
                 records.entry(kind).or_default().extend(encoded);
             }
             for (kind, records) in records {
@@ -274,8 +273,9 @@ impl ClusterRuntime {
                     let local = self.versions(summary.kind);
                     let answer = tocsin_mesh::answer_summary(&summary, &local);
                     if !answer.send_keys.is_empty() {
-                        let keys: BTreeSet<u64> = answer.send_keys.into_iter().collect();
-                        let records = self.records(summary.kind, &keys);
+                        let records = self.alerting.read(|pipeline| {
+                            replica::records_with_keys(pipeline, summary.kind, &answer.send_keys)
+                        });
                         let batches = tocsin_mesh::split_into_deltas(
                             summary.kind,
                             records,
@@ -305,101 +305,30 @@ impl ClusterRuntime {
     /// would be.
     fn merge(&self, kind: StateKind, records: Vec<Vec<u8>>) {
         let now = Timestamp::now();
-        let index = kind_index(kind);
-        let mut merged = 0u64;
-        let mut refused = 0u64;
-        let mut nflog_changes = Vec::new();
-        self.alerting.read(|pipeline| match kind {
-            StateKind::Silences => {
-                let mut changed = Vec::new();
-                for record in &records {
-                    match codec::decode_silence(record)
-                        .map_err(|error| error.to_string())
-                        .and_then(|silence| {
-                            pipeline
-                                .silences
-                                .merge(silence, now)
-                                .map_err(|error| error.to_string())
-                        }) {
-                        Ok(Some(silence)) => changed.push(silence),
-                        Ok(None) => {}
-                        Err(_) => refused += 1,
-                    }
-                }
-                merged += changed.len() as u64;
-                if !changed.is_empty()
-                    && let Err(error) = self.alerting.persist_silences(&changed)
-                {
-                    tracing::error!(%error, "cannot persist silences from a peer");
-                }
+        let merged = self.alerting.read(|pipeline| {
+            let merged = replica::merge(pipeline, kind, &records, now);
+            // With the pipeline locked, as for local changes, so the log keeps their order.
+            if !merged.silences.is_empty()
+                && let Err(error) = self.alerting.persist_silences(&merged.silences)
+            {
+                tracing::error!(%error, "cannot persist silences from a peer");
             }
-            StateKind::Nflog => {
-                for record in &records {
-                    match Entry::decode(record).map(|entry| {
-                        let kept = entry.clone();
-                        (pipeline.nflog.merge(entry, now), kept)
-                    }) {
-                        Ok((Ok(true), entry)) => nflog_changes.push(entry),
-                        Ok((Ok(false), _)) => {}
-                        _ => refused += 1,
-                    }
-                }
-                merged += nflog_changes.len() as u64;
-            }
-            StateKind::Alerts => {
-                for record in &records {
-                    match Alert::decode(record).map(|alert| pipeline.receive(alert, now)) {
-                        Ok(Ok(Some(_))) => merged += 1,
-                        Ok(Ok(None)) => {}
-                        _ => refused += 1,
-                    }
-                }
-            }
-            StateKind::Claims => {
-                for record in &records {
-                    match Claim::decode(record) {
-                        Ok(claim) => {
-                            if pipeline.claims.merge(claim).is_some() {
-                                merged += 1;
-                            }
-                        }
-                        Err(_) => refused += 1,
-                    }
-                }
-            }
+            merged
         });
-        for entry in &nflog_changes {
+        for entry in &merged.nflog {
             self.alerting.queue_nflog_entry(entry);
         }
-        self.counters.merged[index].fetch_add(merged, Ordering::Relaxed);
-        self.counters.refused[index].fetch_add(refused, Ordering::Relaxed);
-        if merged > 0 {
+        let index = kind_index(kind);
+        self.counters.merged[index].fetch_add(merged.changed, Ordering::Relaxed);
+        self.counters.refused[index].fetch_add(merged.refused, Ordering::Relaxed);
+        if merged.changed > 0 {
             self.alerting.wake();
         }
     }
 
-    /// What this node holds of a state, as (key, version) pairs.
     fn versions(&self, kind: StateKind) -> Vec<RecordVersion> {
-        self.alerting.read(|pipeline| {
-            encoded_records(pipeline, kind)
-                .into_iter()
-                .map(|(key, bytes)| RecordVersion {
-                    key,
-                    version: tocsin_mesh::hash64(&bytes),
-                })
-                .collect()
-        })
-    }
-
-    /// The encoded records of a state with the given keys.
-    fn records(&self, kind: StateKind, keys: &BTreeSet<u64>) -> Vec<Vec<u8>> {
-        self.alerting.read(|pipeline| {
-            encoded_records(pipeline, kind)
-                .into_iter()
-                .filter(|(key, _)| keys.contains(key))
-                .map(|(_, bytes)| bytes)
-                .collect()
-        })
+        self.alerting
+            .read(|pipeline| replica::versions(pipeline, kind))
     }
 
     /// Follows membership, advertises digests, starts anti-entropy exchanges and settles.
@@ -510,83 +439,5 @@ impl ClusterRuntime {
                 mismatch.remove(&kind);
             }
         }
-    }
-}
-
-/// A change's state and its records as bytes.
-fn encode_change(change: &Replicated) -> (StateKind, Vec<Vec<u8>>) {
-    let log_error = |error: String| {
-        tracing::error!(%error, "cannot encode a change for the peers");
-    };
-    match change {
-        Replicated::Silences(silences) => (
-            StateKind::Silences,
-            silences
-                .iter()
-                .filter_map(|silence| {
-                    codec::encode_silence(silence)
-                        .map_err(|error| log_error(error.to_string()))
-                        .ok()
-                })
-                .collect(),
-        ),
-        Replicated::Nflog(entry) => (
-            StateKind::Nflog,
-            entry
-                .encode()
-                .map_err(|error| log_error(error.to_string()))
-                .ok()
-                .into_iter()
-                .collect(),
-        ),
-        Replicated::Alerts(alerts) => (
-            StateKind::Alerts,
-            alerts
-                .iter()
-                .filter_map(|alert| alert.encode().map_err(log_error).ok())
-                .collect(),
-        ),
-        Replicated::Claim(claim) => (
-            StateKind::Claims,
-            claim.encode().map_err(log_error).ok().into_iter().collect(),
-        ),
-    }
-}
-
-/// Every record of a state, with its replication key, encoded as peers receive it.
-fn encoded_records(pipeline: &Pipeline, kind: StateKind) -> Vec<(u64, Vec<u8>)> {
-    let keyed = |parts: &[&str]| tocsin_mesh::hash64(parts.join("\u{0}").as_bytes());
-    match kind {
-        StateKind::Silences => pipeline
-            .silences
-            .iter()
-            .filter_map(|silence| {
-                let bytes = codec::encode_silence(silence).ok()?;
-                Some((tocsin_mesh::hash64(silence.id.as_bytes()), bytes))
-            })
-            .collect(),
-        StateKind::Nflog => pipeline
-            .nflog
-            .iter()
-            .filter_map(|entry| {
-                let bytes = entry.encode().ok()?;
-                let receiver = entry.receiver.to_string();
-                Some((keyed(&[&entry.group_key, &receiver]), bytes))
-            })
-            .collect(),
-        StateKind::Alerts => pipeline
-            .store()
-            .iter_unordered()
-            .filter_map(|alert| Some((alert.fingerprint().0, alert.encode().ok()?)))
-            .collect(),
-        StateKind::Claims => pipeline
-            .claims
-            .iter()
-            .filter_map(|claim| {
-                let bytes = claim.encode().ok()?;
-                let receiver = claim.receiver.to_string();
-                Some((keyed(&[&claim.group_key, &receiver]), bytes))
-            })
-            .collect(),
     }
 }
