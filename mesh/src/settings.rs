@@ -42,6 +42,10 @@ pub enum SettingsError {
         "peers and advertise_address need listen_address: without it the node does not join a cluster"
     )]
     PeersWithoutListenAddress,
+    #[error(
+        "listen_address {0} is unspecified (0.0.0.0 or ::): give advertise_address, the address peers reach this node at"
+    )]
+    UnspecifiedListenWithoutAdvertise(SocketAddr),
 }
 
 impl ClusterSettings {
@@ -82,6 +86,12 @@ impl ClusterSettings {
             && (!self.peers.is_empty() || self.advertise_address.is_some())
         {
             return Err(SettingsError::PeersWithoutListenAddress);
+        }
+        if let Some(listen) = self.listen_address
+            && listen.ip().is_unspecified()
+            && self.advertise_address.is_none()
+        {
+            return Err(SettingsError::UnspecifiedListenWithoutAdvertise(listen));
         }
         Ok(())
     }
@@ -175,6 +185,14 @@ mod tests {
             cluster.validate(),
             Err(SettingsError::UnspecifiedAdvertiseAddress(_))
         ));
+        let mut everywhere = settings();
+        everywhere.listen_address = Some("0.0.0.0:9094".parse().unwrap());
+        assert!(matches!(
+            everywhere.validate(),
+            Err(SettingsError::UnspecifiedListenWithoutAdvertise(_))
+        ));
+        everywhere.advertise_address = Some("10.0.0.1:9094".parse().unwrap());
+        assert_eq!(everywhere.validate(), Ok(()));
         let mut alone = ClusterSettings::new("solo".into());
         alone.peers = vec!["10.0.0.2:9094".into()];
         assert_eq!(
