@@ -1,18 +1,30 @@
 //! The email integration (`email_configs`): renders headers and bodies through the node's
-//! template engine and sends one message per notification over SMTP (lettre on rustls/ring),
-//! with Alertmanager's rules for STARTTLS, implicit TLS and AUTH.
+//! template engine and sends one message per notification over SMTP, with Alertmanager's rules
+//! for STARTTLS, implicit TLS and AUTH.
+//!
+//! lettre (on rustls/ring) carries the connection, TLS, the envelope and the message; the AUTH
+//! step is ours. Alertmanager takes the first mechanism of the server's own `AUTH` list that its
+//! configuration can answer, and speaks CRAM-MD5 and PLAIN with an authorization identity:
+//! lettre's mechanisms are a closed set without either, and its parsed server information
+//! keeps neither the server's order nor the mechanisms it does not implement.
 
 use crate::data::NotificationData;
 use crate::http_client::{SettingsError, TlsSettings, TlsVersion};
 use crate::notifier::{Notifier, NotifyError, NotifyFuture, alerts_to_send, reason};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use lettre::Message;
 use lettre::message::header::{self, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Mailboxes, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
-    Certificate, CertificateStore, Identity, Tls, TlsParameters,
+    AsyncSmtpConnection, Certificate, CertificateStore, Identity, TlsParameters,
 };
+use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::response::{Response, Severity};
+use lettre::{Address, address::Envelope};
+use md5::Md5;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -24,8 +36,10 @@ pub const DEFAULT_SUBJECT: &str = r#"{{ template "email.default.subject" . }}"#;
 pub const DEFAULT_HTML: &str = r#"{{ template "email.default.html" . }}"#;
 /// The SMTP port on which Alertmanager speaks TLS from the first byte (SMTPS).
 pub const IMPLICIT_TLS_PORT: u16 = 465;
-/// The bound on one SMTP session when none is configured (lettre's own default).
+/// The bound on each step of an SMTP session when none is configured (lettre's own default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// LOGIN needs two challenges and CRAM-MD5 one: a server that keeps asking is cut off.
+const MAX_AUTH_CHALLENGES: usize = 4;
 
 /// How a template's output is escaped: as text, or as HTML for the `html` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +55,12 @@ pub type Renderer =
 
 /// `email_configs` entry, after the `global.smtp_*` defaults and with `*_file` contents read.
 /// `to`, `from`, header values, `html` and `text` are templates.
+///
+/// AUTH follows Alertmanager: with an `auth_username`, and when the server advertises AUTH, the
+/// first mechanism of the server's list that the other fields can answer is used — CRAM-MD5
+/// with `auth_secret`, PLAIN (with `auth_identity`) or LOGIN with `auth_password`; if none can,
+/// the attempt fails naming what is missing. Without `auth_username`, or when the server offers
+/// no AUTH, the message is sent unauthenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EmailSettings {
     /// Recipients (an address list), the envelope's and the default `To` header.
@@ -51,12 +71,14 @@ pub struct EmailSettings {
     pub smarthost: String,
     /// The name sent with EHLO; `None` sends the machine's host name.
     pub hello: Option<String>,
+    /// The user name for every mechanism; AUTH is attempted only when it is set.
     pub auth_username: Option<String>,
+    /// The password for PLAIN and LOGIN.
     pub auth_password: Option<String>,
-    /// The PLAIN authorization identity. lettre sends none, which servers read as "the user
-    /// name", so only an identity equal to the user name is honoured exactly.
+    /// The PLAIN authorization identity (RFC 4616 `authzid`); unset sends an empty one, which
+    /// servers read as "the user name".
     pub auth_identity: Option<String>,
-    /// The CRAM-MD5 secret. lettre has no CRAM-MD5: a secret without a password is rejected.
+    /// The CRAM-MD5 secret (RFC 2195).
     pub auth_secret: Option<String>,
     /// Requires STARTTLS: fails if the server does not offer it.
     pub require_tls: bool,
@@ -69,8 +91,17 @@ pub struct EmailSettings {
     pub html: Option<String>,
     pub text: Option<String>,
     pub send_resolved: bool,
-    /// Bound on each SMTP command; `None` means one minute.
+    /// Bound on each step of the SMTP session (connecting up to the first EHLO, STARTTLS,
+    /// EHLO, each AUTH round, sending the message, QUIT); `None` means one minute.
     pub timeout: Option<Duration>,
+}
+
+/// How the session is protected.
+enum Security {
+    /// Alertmanager sends in clear when STARTTLS is not required, even if offered.
+    Clear,
+    StartTls(TlsParameters),
+    Implicit(TlsParameters),
 }
 
 /// An email receiver.
@@ -78,8 +109,9 @@ pub struct Email {
     settings: EmailSettings,
     host: String,
     port: u16,
-    tls: Tls,
-    credentials: Option<Credentials>,
+    security: Security,
+    hello: ClientId,
+    timeout: Duration,
     render: Renderer,
 }
 
@@ -96,21 +128,38 @@ impl Email {
     pub fn new(settings: EmailSettings, render: Renderer) -> Result<Email, SettingsError> {
         let (host, port) = split_smarthost(&settings.smarthost)?;
         let implicit_tls = settings.implicit_tls.unwrap_or(port == IMPLICIT_TLS_PORT);
-        let tls = if implicit_tls {
-            Tls::Wrapper(tls_parameters(&settings.tls, &host)?)
+        let security = if implicit_tls {
+            Security::Implicit(tls_parameters(&settings.tls, &host)?)
         } else if settings.require_tls {
-            Tls::Required(tls_parameters(&settings.tls, &host)?)
+            Security::StartTls(tls_parameters(&settings.tls, &host)?)
         } else {
-            // Alertmanager sends in clear when STARTTLS is not required, even if offered.
-            Tls::None
+            Security::Clear
         };
-        let credentials = credentials(&settings)?;
+        let hello = match settings.hello.as_deref().filter(|hello| !hello.is_empty()) {
+            Some(hello) => ClientId::Domain(hello.to_string()),
+            None => ClientId::default(),
+        };
+        if let Some(credentials) = Credentials::from_settings(&settings)
+            && credentials.password.is_none()
+            && credentials.secret.is_none()
+        {
+            // Alertmanager accepts this and fails only against servers that offer AUTH; say so
+            // once here rather than only in every failed attempt.
+            tracing::warn!(
+                smarthost = settings.smarthost,
+                auth_username = credentials.username,
+                "auth_username is set without auth_password or auth_secret: \
+                 sending fails whenever the server offers AUTH"
+            );
+        }
+        let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
         Ok(Email {
             settings,
             host,
             port,
-            tls,
-            credentials,
+            security,
+            hello,
+            timeout,
             render,
         })
     }
@@ -120,30 +169,136 @@ impl Email {
             return Ok(());
         };
         let message = self.message(&data)?;
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
-                .port(self.port)
-                .tls(self.tls.clone())
-                .timeout(Some(self.settings.timeout.unwrap_or(DEFAULT_TIMEOUT)));
-        if let Some(hello) = self
-            .settings
-            .hello
-            .as_deref()
-            .filter(|hello| !hello.is_empty())
-        {
-            builder = builder.hello_name(ClientId::Domain(hello.to_string()));
+        let mut connection = self.connect().await?;
+        let result = self.deliver(&mut connection, &message).await;
+        // One connection per notification, as lettre's transport does without its pool: QUIT
+        // and close whatever happened. The outcome is known by now, so a server that does not
+        // answer QUIT in time changes nothing.
+        let _ = tokio::time::timeout(self.timeout, connection.abort()).await;
+        result
+    }
+
+    /// Connects, reads the banner, sends EHLO and, when required, upgrades with STARTTLS (which
+    /// lettre refuses when the server does not advertise it, and follows with a new EHLO).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, NotifyError> {
+        let implicit = match &self.security {
+            Security::Implicit(parameters) => Some(parameters.clone()),
+            Security::Clear | Security::StartTls(_) => None,
+        };
+        let mut connection = self
+            .step(
+                "connect",
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.host.as_str(), self.port),
+                    Some(self.timeout),
+                    &self.hello,
+                    implicit,
+                    None,
+                ),
+            )
+            .await?;
+        if let Security::StartTls(parameters) = &self.security {
+            self.step(
+                "STARTTLS",
+                connection.starttls(parameters.clone(), &self.hello),
+            )
+            .await?;
         }
-        if let Some(credentials) = &self.credentials {
-            builder = builder
-                .credentials(credentials.clone())
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        Ok(connection)
+    }
+
+    async fn deliver(
+        &self,
+        connection: &mut AsyncSmtpConnection,
+        message: &Message,
+    ) -> Result<(), NotifyError> {
+        self.authenticate(connection).await?;
+        self.step(
+            "send",
+            connection.send(message.envelope(), &message.formatted()),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// AUTH as Alertmanager does it: see [`EmailSettings`] and [`choose_mechanism`].
+    async fn authenticate(&self, connection: &mut AsyncSmtpConnection) -> Result<(), NotifyError> {
+        let Some(credentials) = Credentials::from_settings(&self.settings) else {
+            return Ok(());
+        };
+        // lettre's parsed EHLO reply keeps neither the server's order nor CRAM-MD5, and the
+        // choice needs both: ask again. RFC 5321 (4.1.4) allows EHLO at any point; it only
+        // resets a mail transaction, and none has begun.
+        let ehlo = self
+            .step("EHLO", connection.command(Ehlo::new(self.hello.clone())))
+            .await?;
+        let Some(offered) = advertised_mechanisms(&ehlo) else {
+            // No AUTH extension: Alertmanager sends unauthenticated, and the server decides.
+            return Ok(());
+        };
+        let mechanism = choose_mechanism(&offered, &credentials).map_err(|why| {
+            // Retried, as by Alertmanager: the server may offer more later (another host behind
+            // the same name); `smtp_protocol` keeps it apart from the server's refusals.
+            NotifyError::retryable(reason::SMTP_PROTOCOL, format!("AUTH: {why}"))
+        })?;
+        let label = mechanism.label();
+        let mut reply = self
+            .step(
+                label,
+                connection.command(initial_command(mechanism, &credentials)),
+            )
+            .await?;
+        let mut challenges = 0;
+        while reply.has_code(334) {
+            challenges += 1;
+            let answer = (challenges <= MAX_AUTH_CHALLENGES)
+                .then(|| decode_challenge(&reply))
+                .flatten()
+                .and_then(|challenge| answer(mechanism, &credentials, &challenge));
+            let Some(answer) = answer else {
+                // RFC 4954: "*" cancels the exchange (the server answers 501, ignored).
+                let _ = self.step(label, connection.command("*\r\n")).await;
+                return Err(NotifyError::retryable(
+                    reason::SMTP_PROTOCOL,
+                    format!("{label}: unexpected server challenge"),
+                ));
+            };
+            reply = self
+                .step(
+                    label,
+                    connection.command(format!("{}\r\n", BASE64.encode(answer))),
+                )
+                .await?;
         }
-        let transport = builder.build();
-        transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|error| classify_smtp_error(&error))
+        // lettre turns 4xx and 5xx into errors (a wrong secret is 535: permanent); anything
+        // else but 2xx breaks the protocol.
+        if reply.code().severity != Severity::PositiveCompletion {
+            return Err(NotifyError::retryable(
+                reason::SMTP_PROTOCOL,
+                format!("{label}: unexpected reply {}", reply.code()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs one step of the session within the timeout; errors say which step failed.
+    async fn step<T>(
+        &self,
+        label: &str,
+        future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, NotifyError> {
+        match tokio::time::timeout(self.timeout, future).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                let mut error = classify_smtp_error(&error);
+                error.message = format!("{label}: {}", error.message);
+                Err(error)
+            }
+            Err(_) => Err(NotifyError::retryable(
+                reason::TIMEOUT,
+                format!("{label}: no answer within {:?}", self.timeout),
+            )),
+        }
     }
 
     /// The message for `data`: rendered envelope, headers and bodies.
@@ -161,7 +316,7 @@ impl Email {
         let sender: Mailbox = from.parse().map_err(|error| {
             NotifyError::permanent(reason::TEMPLATE, format!("from {from:?}: {error}"))
         })?;
-        let envelope = lettre::address::Envelope::new(
+        let envelope = Envelope::new(
             Some(sender.email.clone()),
             recipients
                 .iter()
@@ -316,46 +471,172 @@ fn tls_parameters(settings: &TlsSettings, host: &str) -> Result<TlsParameters, S
         .map_err(|e| tls_error("tls_config", e))
 }
 
-fn credentials(settings: &EmailSettings) -> Result<Option<Credentials>, SettingsError> {
-    let Some(username) = settings
-        .auth_username
-        .as_deref()
-        .filter(|name| !name.is_empty())
-    else {
-        return Ok(None);
-    };
-    let password = settings.auth_password.as_deref().unwrap_or_default();
-    if password.is_empty() {
-        if settings
-            .auth_secret
-            .as_deref()
-            .is_some_and(|secret| !secret.is_empty())
-        {
-            return Err(SettingsError::Unsupported(
-                "auth_secret: CRAM-MD5 is not supported; set auth_password for PLAIN or LOGIN"
-                    .into(),
-            ));
+/// The `auth_*` settings AUTH may use; empty values count as unset, as in Alertmanager. No
+/// `Debug`: it holds secrets.
+struct Credentials<'a> {
+    username: &'a str,
+    password: Option<&'a str>,
+    secret: Option<&'a str>,
+    identity: &'a str,
+}
+
+impl<'a> Credentials<'a> {
+    /// `None` without a user name: no AUTH at all.
+    fn from_settings(settings: &'a EmailSettings) -> Option<Credentials<'a>> {
+        let set = |value: &'a Option<String>| value.as_deref().filter(|value| !value.is_empty());
+        Some(Credentials {
+            username: set(&settings.auth_username)?,
+            password: set(&settings.auth_password),
+            secret: set(&settings.auth_secret),
+            identity: set(&settings.auth_identity).unwrap_or_default(),
+        })
+    }
+}
+
+/// The SASL mechanisms Tocsin speaks, Alertmanager's three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    /// RFC 2195, with `auth_secret`.
+    CramMd5,
+    /// RFC 4616, with `auth_identity` and `auth_password`.
+    Plain,
+    /// draft-murchison-sasl-login, with `auth_password`.
+    Login,
+}
+
+impl Mechanism {
+    fn from_name(name: &str) -> Option<Mechanism> {
+        // SASL names are upper case (RFC 4422); a server that says otherwise is still clear.
+        [Mechanism::CramMd5, Mechanism::Plain, Mechanism::Login]
+            .into_iter()
+            .find(|mechanism| mechanism.name().eq_ignore_ascii_case(name))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::CramMd5 => "CRAM-MD5",
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Login => "LOGIN",
         }
-        return Err(SettingsError::Unsupported(format!(
-            "auth_username {username:?} needs auth_password"
-        )));
     }
-    if let Some(identity) = settings
-        .auth_identity
-        .as_deref()
-        .filter(|identity| !identity.is_empty())
-        && identity != username
-    {
-        tracing::warn!(
-            auth_identity = identity,
-            auth_username = username,
-            "auth_identity differs from auth_username; PLAIN is sent without an authorization identity"
-        );
+
+    /// The step's name in errors.
+    fn label(self) -> &'static str {
+        match self {
+            Mechanism::CramMd5 => "AUTH CRAM-MD5",
+            Mechanism::Plain => "AUTH PLAIN",
+            Mechanism::Login => "AUTH LOGIN",
+        }
     }
-    Ok(Some(Credentials::new(
-        username.to_string(),
-        password.to_string(),
-    )))
+
+    /// The setting the mechanism needs besides the user name, if it is missing.
+    fn missing(self, credentials: &Credentials<'_>) -> Option<&'static str> {
+        match self {
+            Mechanism::CramMd5 => credentials.secret.is_none().then_some("auth_secret"),
+            Mechanism::Plain | Mechanism::Login => {
+                credentials.password.is_none().then_some("auth_password")
+            }
+        }
+    }
+}
+
+/// The mechanisms of the EHLO reply's `AUTH` line, in the server's order; `None` when the
+/// server does not advertise AUTH. The first line is the server's name, not an extension.
+fn advertised_mechanisms(ehlo: &Response) -> Option<Vec<String>> {
+    ehlo.message().skip(1).find_map(|line| {
+        let (keyword, mechanisms) = line.split_once(' ').unwrap_or((line, ""));
+        keyword
+            .eq_ignore_ascii_case("AUTH")
+            .then(|| mechanisms.split_whitespace().map(str::to_string).collect())
+    })
+}
+
+/// Alertmanager's choice: the first mechanism in the server's order that Tocsin speaks and the
+/// configuration can answer, so a server offering `LOGIN PLAIN` gets LOGIN. The error names
+/// the settings that are missing (never a value), or says that nothing offered is spoken.
+fn choose_mechanism(
+    offered: &[String],
+    credentials: &Credentials<'_>,
+) -> Result<Mechanism, String> {
+    let mut missing: Vec<String> = Vec::new();
+    for mechanism in offered.iter().filter_map(|name| Mechanism::from_name(name)) {
+        match mechanism.missing(credentials) {
+            None => return Ok(mechanism),
+            Some(setting) => {
+                let why = format!("{} needs {setting}", mechanism.name());
+                if !missing.contains(&why) {
+                    missing.push(why);
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        Err(format!(
+            "the server offers {:?}, none of CRAM-MD5, PLAIN or LOGIN",
+            offered.join(" ")
+        ))
+    } else {
+        Err(format!(
+            "no mechanism the server offers fits the configuration: {}",
+            missing.join("; ")
+        ))
+    }
+}
+
+/// The AUTH command. PLAIN carries its answer (RFC 4954's initial response), as Go's client
+/// sends it; LOGIN and CRAM-MD5 wait for the server's challenge.
+fn initial_command(mechanism: Mechanism, credentials: &Credentials<'_>) -> String {
+    match mechanism {
+        Mechanism::Plain => {
+            let message = format!(
+                "{}\0{}\0{}",
+                credentials.identity,
+                credentials.username,
+                credentials.password.unwrap_or_default()
+            );
+            format!("AUTH PLAIN {}\r\n", BASE64.encode(message))
+        }
+        Mechanism::Login | Mechanism::CramMd5 => format!("AUTH {}\r\n", mechanism.name()),
+    }
+}
+
+/// The decoded challenge of a 334 reply; `None` when it is not base64.
+fn decode_challenge(reply: &Response) -> Option<Vec<u8>> {
+    BASE64
+        .decode(reply.first_line().unwrap_or_default().trim())
+        .ok()
+}
+
+/// The answer to a challenge, before base64; `None` for a challenge the mechanism does not
+/// expect (PLAIN has said everything, LOGIN asks only for the user name and the password).
+fn answer(mechanism: Mechanism, credentials: &Credentials<'_>, challenge: &[u8]) -> Option<String> {
+    match mechanism {
+        Mechanism::Plain => None,
+        Mechanism::Login => {
+            // Servers word the prompts differently ("Username:", aiosmtpd's "User Name\0");
+            // Go's client knows only the first, lettre's (which worked here before) all of them.
+            let prompt = String::from_utf8_lossy(challenge).to_ascii_lowercase();
+            let prompt = prompt.trim_matches(|c: char| c.is_whitespace() || c == '\0' || c == ':');
+            match prompt {
+                "username" | "user name" => Some(credentials.username.to_string()),
+                "password" => credentials.password.map(str::to_string),
+                _ => None,
+            }
+        }
+        Mechanism::CramMd5 => {
+            let digest = cram_md5_digest(credentials.secret?, challenge)?;
+            Some(format!("{} {digest}", credentials.username))
+        }
+    }
+}
+
+/// RFC 2195: the lower-case hex HMAC-MD5 of the challenge, keyed with the secret.
+fn cram_md5_digest(secret: &str, challenge: &[u8]) -> Option<String> {
+    // HMAC takes keys of any length, so this does not fail; no panic either way.
+    let mut mac = Hmac::<Md5>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(challenge);
+    let digest = mac.finalize().into_bytes();
+    Some(digest.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// SMTP 4xx and broken connections may pass later; 5xx will not.
@@ -393,24 +674,164 @@ mod tests {
         assert!(split_smarthost("host:70000").is_err());
     }
 
+    fn credentials(
+        password: Option<&'static str>,
+        secret: Option<&'static str>,
+    ) -> Credentials<'static> {
+        Credentials {
+            username: "alice",
+            password,
+            secret,
+            identity: "",
+        }
+    }
+
+    fn offered(list: &str) -> Vec<String> {
+        list.split(' ').map(str::to_string).collect()
+    }
+
     #[test]
-    fn credentials_rules() {
-        let base = EmailSettings::default();
-        assert_eq!(credentials(&base), Ok(None));
-        let secret_only = EmailSettings {
+    fn credentials_need_a_user_name_and_ignore_empty_values() {
+        assert!(Credentials::from_settings(&EmailSettings::default()).is_none());
+        let settings = EmailSettings {
             auth_username: Some("u".into()),
+            auth_password: Some(String::new()),
             auth_secret: Some("s".into()),
+            auth_identity: Some(String::new()),
             ..EmailSettings::default()
         };
-        assert!(matches!(
-            credentials(&secret_only),
-            Err(SettingsError::Unsupported(_))
-        ));
-        let password = EmailSettings {
-            auth_username: Some("u".into()),
-            auth_password: Some("p".into()),
-            ..EmailSettings::default()
+        let credentials = Credentials::from_settings(&settings).unwrap();
+        assert_eq!(
+            (
+                credentials.username,
+                credentials.password,
+                credentials.secret,
+                credentials.identity
+            ),
+            ("u", None, Some("s"), "")
+        );
+    }
+
+    #[test]
+    fn the_mechanism_is_the_first_usable_one_in_the_servers_order() {
+        let both = credentials(Some("p"), Some("s"));
+        assert_eq!(
+            choose_mechanism(&offered("CRAM-MD5 PLAIN LOGIN"), &both),
+            Ok(Mechanism::CramMd5)
+        );
+        assert_eq!(
+            choose_mechanism(&offered("LOGIN PLAIN CRAM-MD5"), &both),
+            Ok(Mechanism::Login)
+        );
+        assert_eq!(
+            choose_mechanism(&offered("XOAUTH2 plain"), &both),
+            Ok(Mechanism::Plain)
+        );
+        let password = credentials(Some("p"), None);
+        assert_eq!(
+            choose_mechanism(&offered("CRAM-MD5 PLAIN LOGIN"), &password),
+            Ok(Mechanism::Plain)
+        );
+        let secret = credentials(None, Some("s"));
+        assert_eq!(
+            choose_mechanism(&offered("PLAIN LOGIN CRAM-MD5"), &secret),
+            Ok(Mechanism::CramMd5)
+        );
+        assert_eq!(
+            choose_mechanism(&offered("PLAIN LOGIN PLAIN"), &secret),
+            Err("no mechanism the server offers fits the configuration: \
+                 PLAIN needs auth_password; LOGIN needs auth_password"
+                .into())
+        );
+        assert_eq!(
+            choose_mechanism(&offered("CRAM-MD5"), &password),
+            Err(
+                "no mechanism the server offers fits the configuration: CRAM-MD5 needs auth_secret"
+                    .into()
+            )
+        );
+        assert_eq!(
+            choose_mechanism(&offered("XOAUTH2 OAUTHBEARER"), &both),
+            Err(
+                "the server offers \"XOAUTH2 OAUTHBEARER\", none of CRAM-MD5, PLAIN or LOGIN"
+                    .into()
+            )
+        );
+        assert!(choose_mechanism(&[], &both).is_err());
+    }
+
+    #[test]
+    fn the_auth_line_of_the_ehlo_reply() {
+        let reply: Response =
+            "250-smtp.example.org\r\n250-AUTHX Y\r\n250-AUTH LOGIN CRAM-MD5  PLAIN\r\n250 HELP\r\n"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            advertised_mechanisms(&reply),
+            Some(offered("LOGIN CRAM-MD5 PLAIN"))
+        );
+        let none: Response = "250-smtp.example.org\r\n250-AUTH=LOGIN\r\n250 STARTTLS\r\n"
+            .parse()
+            .unwrap();
+        assert_eq!(advertised_mechanisms(&none), None);
+        // The server's name is not an extension, whatever it is called.
+        let named: Response = "250-AUTH\r\n250 HELP\r\n".parse().unwrap();
+        assert_eq!(advertised_mechanisms(&named), None);
+    }
+
+    #[test]
+    fn sasl_messages() {
+        let mut plain = credentials(Some("p4ss"), None);
+        assert_eq!(
+            initial_command(Mechanism::Plain, &plain),
+            format!("AUTH PLAIN {}\r\n", BASE64.encode("\0alice\0p4ss"))
+        );
+        plain.identity = "ops";
+        assert_eq!(
+            initial_command(Mechanism::Plain, &plain),
+            format!("AUTH PLAIN {}\r\n", BASE64.encode("ops\0alice\0p4ss"))
+        );
+        assert_eq!(answer(Mechanism::Plain, &plain, b""), None);
+        assert_eq!(initial_command(Mechanism::Login, &plain), "AUTH LOGIN\r\n");
+        assert_eq!(
+            answer(Mechanism::Login, &plain, b"Username:").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            answer(Mechanism::Login, &plain, b"User Name\0").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            answer(Mechanism::Login, &plain, b"password:").as_deref(),
+            Some("p4ss")
+        );
+        assert_eq!(answer(Mechanism::Login, &plain, b"Token:"), None);
+        assert_eq!(
+            initial_command(Mechanism::CramMd5, &plain),
+            "AUTH CRAM-MD5\r\n"
+        );
+        let reply: Response = "334 VXNlcm5hbWU6\r\n".parse().unwrap();
+        assert_eq!(decode_challenge(&reply).as_deref(), Some(&b"Username:"[..]));
+        let garbage: Response = "334 not base64!\r\n".parse().unwrap();
+        assert_eq!(decode_challenge(&garbage), None);
+    }
+
+    #[test]
+    fn cram_md5_matches_rfc_2195() {
+        let challenge = b"<1896.697170952@postoffice.reston.mci.net>";
+        let tim = Credentials {
+            username: "tim",
+            password: None,
+            secret: Some("tanstaaftanstaaf"),
+            identity: "",
         };
-        assert!(matches!(credentials(&password), Ok(Some(_))));
+        assert_eq!(
+            answer(Mechanism::CramMd5, &tim, challenge).as_deref(),
+            Some("tim b913a602c7eda7a495b4e6e7334d3890")
+        );
+        assert_eq!(
+            answer(Mechanism::CramMd5, &credentials(Some("p"), None), challenge),
+            None
+        );
     }
 }

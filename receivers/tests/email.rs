@@ -255,8 +255,16 @@ async fn single_part_bodies_and_header_overrides() {
 async fn starttls_with_the_test_ca_and_auth_plain() {
     timeout(TEST_LIMIT, async {
         let pki = TestPki::new();
+        // aiosmtpd sorts its list ("LOGIN PLAIN"), and the first usable mechanism is taken.
         let server = SmtpServer::start(
-            &["--starttls", "--require-starttls", "--auth", "alice:s3cret"],
+            &[
+                "--starttls",
+                "--require-starttls",
+                "--auth",
+                "alice:s3cret",
+                "--advertise",
+                "PLAIN LOGIN",
+            ],
             Some(&pki),
         )
         .await;
@@ -273,6 +281,8 @@ async fn starttls_with_the_test_ca_and_auth_plain() {
         assert_eq!(record["tls"], true);
         assert_eq!(record["login"], "alice");
         assert_eq!(record["mechanism"], "PLAIN");
+        // No auth_identity: an empty one, which the server reads as the user name.
+        assert_eq!(record["identity"], "");
         assert_eq!(
             part(record, "text/plain").trim_end(),
             "2 firing for team-api"
@@ -335,6 +345,251 @@ async fn implicit_tls_with_auth_login() {
         assert_eq!(record["tls"], true);
         assert_eq!(record["login"], "bob");
         assert_eq!(record["mechanism"], "LOGIN");
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Delivers `data` under the default retry policy, for tests about what is retried.
+async fn deliver(
+    email: &Email,
+    stats: &DeliveryStats,
+) -> Result<tocsin_receivers::retry::DeliveryReport, tocsin_receivers::notifier::NotifyError> {
+    let data = sample_data();
+    let mut rng = || 0.0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    deliver_with_retry(
+        &RetryPolicy::default(),
+        deadline,
+        Some(stats),
+        &mut rng,
+        |_| email.notify(&data),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cram_md5_with_the_right_secret_and_a_wrong_one() {
+    timeout(TEST_LIMIT, async {
+        let pki = TestPki::new();
+        let server = SmtpServer::start(
+            &[
+                "--starttls",
+                "--require-starttls",
+                "--cram-md5",
+                "carol:cr4m-s3cret",
+            ],
+            Some(&pki),
+        )
+        .await;
+        let mut settings = with_tls(settings(&server), &pki);
+        settings.require_tls = true;
+        settings.auth_username = Some("carol".into());
+        settings.auth_secret = Some("cr4m-s3cret".into());
+        Email::new(settings.clone(), renderer())
+            .unwrap()
+            .notify(&sample_data())
+            .await
+            .unwrap();
+        let record = &server.accepted()[0];
+        assert_eq!(record["tls"], true);
+        assert_eq!(record["login"], "carol");
+        assert_eq!(record["mechanism"], "CRAM-MD5");
+
+        // A wrong secret is the server's 535: permanent, tried once, and never shown.
+        settings.auth_secret = Some("wrong-secret".into());
+        let email = Email::new(settings, renderer()).unwrap();
+        let stats = DeliveryStats::new();
+        let error = deliver(&email, &stats).await.unwrap_err();
+        assert_eq!(
+            (error.retryable, error.reason),
+            (false, reason::SMTP_5XX),
+            "{error}"
+        );
+        assert!(error.message.starts_with("AUTH CRAM-MD5: "), "{error}");
+        assert!(!error.message.contains("wrong-secret"), "{error}");
+        assert_eq!(stats.snapshot().retries, 0);
+        assert_eq!(stats.failed(reason::SMTP_5XX), 1);
+        assert_eq!(server.accepted().len(), 1);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn plain_sends_the_authorization_identity() {
+    timeout(TEST_LIMIT, async {
+        let pki = TestPki::new();
+        let server = SmtpServer::start(
+            &[
+                "--implicit-tls",
+                "--auth",
+                "alice:s3cret",
+                "--advertise",
+                "PLAIN LOGIN",
+            ],
+            Some(&pki),
+        )
+        .await;
+        let mut settings = with_tls(settings(&server), &pki);
+        settings.implicit_tls = Some(true);
+        settings.auth_username = Some("alice".into());
+        settings.auth_password = Some("s3cret".into());
+        settings.auth_identity = Some("ops@example.org".into());
+        Email::new(settings.clone(), renderer())
+            .unwrap()
+            .notify(&sample_data())
+            .await
+            .unwrap();
+        let record = &server.accepted()[0];
+        assert_eq!(record["mechanism"], "PLAIN");
+        assert_eq!(record["login"], "alice");
+        assert_eq!(record["identity"], "ops@example.org");
+
+        // A secret alone answers neither PLAIN nor LOGIN: the error names what is missing.
+        settings.auth_password = None;
+        settings.auth_secret = Some("cr4m-s3cret".into());
+        let error = Email::new(settings, renderer())
+            .unwrap()
+            .notify(&sample_data())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.retryable, error.reason),
+            (true, reason::SMTP_PROTOCOL),
+            "{error}"
+        );
+        assert!(
+            error
+                .message
+                .contains("PLAIN needs auth_password; LOGIN needs auth_password"),
+            "{error}"
+        );
+        assert!(!error.message.contains("cr4m-s3cret"), "{error}");
+        assert_eq!(server.accepted().len(), 1);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn the_mechanism_follows_the_servers_order() {
+    timeout(TEST_LIMIT, async {
+        let pki = TestPki::new();
+        let used = |server: &SmtpServer| {
+            let records = server.accepted();
+            let record = records.last().unwrap();
+            assert_eq!(record["login"], "alice", "{record}");
+            record["mechanism"].as_str().unwrap().to_string()
+        };
+        let send = |server: &SmtpServer, password: Option<&str>, secret: Option<&str>| {
+            let mut settings = with_tls(settings(server), &pki);
+            settings.implicit_tls = Some(true);
+            settings.auth_username = Some("alice".into());
+            settings.auth_password = password.map(str::to_string);
+            settings.auth_secret = secret.map(str::to_string);
+            async move {
+                Email::new(settings, renderer())
+                    .unwrap()
+                    .notify(&sample_data())
+                    .await
+                    .unwrap();
+            }
+        };
+        for (advertised, password, secret, expected) in [
+            (
+                "LOGIN CRAM-MD5 PLAIN",
+                Some("s3cret"),
+                Some("cr4m"),
+                "LOGIN",
+            ),
+            ("LOGIN CRAM-MD5 PLAIN", None, Some("cr4m"), "CRAM-MD5"),
+            (
+                "CRAM-MD5 PLAIN LOGIN",
+                Some("s3cret"),
+                Some("cr4m"),
+                "CRAM-MD5",
+            ),
+            ("CRAM-MD5 PLAIN LOGIN", Some("s3cret"), None, "PLAIN"),
+        ] {
+            let server = SmtpServer::start(
+                &[
+                    "--implicit-tls",
+                    "--auth",
+                    "alice:s3cret",
+                    "--cram-md5",
+                    "alice:cr4m",
+                    "--advertise",
+                    advertised,
+                ],
+                Some(&pki),
+            )
+            .await;
+            send(&server, password, secret).await;
+            assert_eq!(
+                used(&server),
+                expected,
+                "{advertised:?} with password {password:?}, secret {secret:?}"
+            );
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn credentials_are_unused_when_the_server_offers_no_auth() {
+    timeout(TEST_LIMIT, async {
+        // aiosmtpd offers AUTH only over TLS; Alertmanager then sends unauthenticated.
+        let server = SmtpServer::start(&[], None).await;
+        let mut settings = settings(&server);
+        settings.auth_username = Some("alice".into());
+        settings.auth_password = Some("s3cret".into());
+        Email::new(settings, renderer())
+            .unwrap()
+            .notify(&sample_data())
+            .await
+            .unwrap();
+        let record = &server.accepted()[0];
+        assert_eq!(record["login"], serde_json::Value::Null);
+        assert_eq!(record["mechanism"], serde_json::Value::Null);
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    timeout(TEST_LIMIT, async {
+        // Accepts connections and never sends its banner.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let email = Email::new(
+            EmailSettings {
+                to: "oncall@example.org".into(),
+                from: "tocsin@example.org".into(),
+                smarthost: format!("127.0.0.1:{port}"),
+                timeout: Some(Duration::from_millis(300)),
+                ..EmailSettings::default()
+            },
+            renderer(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let error = email.notify(&sample_data()).await.unwrap_err();
+        assert_eq!(
+            (error.retryable, error.reason),
+            (true, reason::TIMEOUT),
+            "{error}"
+        );
+        assert!(error.message.starts_with("connect: "), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     })
     .await
     .expect("test timed out");

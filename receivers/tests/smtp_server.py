@@ -3,21 +3,28 @@
 
 Listens on 127.0.0.1 on a free port, prints "PORT <n>" once ready, and appends one JSON
 object per accepted message to --record. Options make it require STARTTLS, speak TLS from the
-first byte, require AUTH, offer only some AUTH mechanisms, and refuse the first messages with
-a given reply (to exercise 4xx retries and 5xx failures).
+first byte, require AUTH, offer CRAM-MD5 or only some AUTH mechanisms, advertise them in a given
+order, and refuse the first messages with a given reply (to exercise 4xx retries and 5xx
+failures). Each record says which mechanism, user name and PLAIN authorization identity the
+client used.
 """
 
 import argparse
 import asyncio
+import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import ssl
 import sys
+import time
 import warnings
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, auth_mechanism
 
 # aiosmtpd warns about settings these tests choose on purpose (AUTH over implicit TLS) and about
 # its own deprecated attributes; the test output is not the place for them.
@@ -36,6 +43,11 @@ def parse_args():
     parser.add_argument("--auth", help="require AUTH with USER:PASSWORD")
     parser.add_argument("--exclude-mechanism", action="append", default=[],
                         help="AUTH mechanism not to offer (PLAIN, LOGIN)")
+    parser.add_argument("--cram-md5", metavar="USER:SECRET",
+                        help="offer CRAM-MD5 (RFC 2195) and accept this user and secret")
+    parser.add_argument("--advertise", metavar="'MECH MECH ...'",
+                        help="the EHLO reply's AUTH line, in this order (may name mechanisms "
+                             "the server does not implement)")
     parser.add_argument("--fail-times", type=int, default=0,
                         help="refuse this many messages first")
     parser.add_argument("--fail-reply", default="451 4.3.0 Try again later",
@@ -59,8 +71,8 @@ class Handler:
         content = envelope.content
         if isinstance(content, bytes):
             content = content.decode("utf-8", "replace")
-        login = None
-        if isinstance(session.auth_data, LoginPassword):
+        login = getattr(session, "tocsin_login", None)
+        if login is None and isinstance(session.auth_data, LoginPassword):
             login = session.auth_data.login.decode("utf-8", "replace")
         self.log({
             "mail_from": envelope.mail_from,
@@ -69,10 +81,50 @@ class Handler:
             "tls": tls,
             "login": login,
             "mechanism": getattr(session, "tocsin_mechanism", None),
+            "identity": getattr(session, "tocsin_identity", None),
             "data": content,
             **parse(content),
         })
         return "250 2.0.0 Message accepted for delivery"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # With this hook aiosmtpd leaves the client's name to us.
+        session.host_name = hostname
+        if self.args.advertise is None:
+            return responses
+        # aiosmtpd advertises its mechanisms sorted by name; --advertise sets the order.
+        return [
+            f"250-AUTH {self.args.advertise}" if line.startswith("250-AUTH ") else line
+            for line in responses
+        ]
+
+    async def handle_AUTH(self, server, session, envelope, args):
+        # aiosmtpd checks PLAIN's user and password but drops the authorization identity (the
+        # part before the first NUL): keep it from the initial response, then let aiosmtpd go on.
+        if len(args) == 2 and args[0].upper() == "PLAIN":
+            try:
+                identity = base64.b64decode(args[1], validate=True).split(b"\0")[0]
+                session.tocsin_identity = identity.decode("utf-8", "replace")
+            except ValueError:
+                pass
+        return MISSING
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_CRAM_MD5(self, server, args):
+        user, _, secret = (self.args.cram_md5 or ":").partition(":")
+        challenge = f"<{secrets.token_hex(8)}.{int(time.time())}@smtp.tocsin.test>".encode()
+        answer = await server.challenge_auth(challenge)
+        if answer is MISSING:
+            # challenge_auth has answered 501 already.
+            return AuthResult(success=False, handled=True)
+        login, _, digest = answer.partition(b" ")
+        expected = hmac.new(secret.encode(), challenge, hashlib.md5).hexdigest().encode()
+        if login.decode("utf-8", "replace") != user or not hmac.compare_digest(digest, expected):
+            # handled=False makes aiosmtpd answer 535 itself.
+            return AuthResult(success=False, handled=False)
+        server.session.tocsin_mechanism = "CRAM-MD5"
+        server.session.tocsin_login = user
+        return AuthResult(success=True, auth_data=login)
 
     def log(self, record):
         with open(self.args.record, "a", encoding="utf-8") as out:
@@ -115,6 +167,9 @@ async def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
     handler = Handler(args)
+    exclude = list(args.exclude_mechanism)
+    if args.cram_md5 is None:
+        exclude.append("CRAM-MD5")
 
     def factory():
         return SMTP(
@@ -122,10 +177,10 @@ async def main():
             hostname="smtp.tocsin.test",
             tls_context=context if args.starttls else None,
             require_starttls=args.require_starttls,
-            auth_required=args.auth is not None,
+            auth_required=args.auth is not None or args.cram_md5 is not None,
             # Implicit TLS is TLS too, but aiosmtpd only counts STARTTLS.
             auth_require_tls=not args.implicit_tls,
-            auth_exclude_mechanism=args.exclude_mechanism,
+            auth_exclude_mechanism=exclude,
             authenticator=make_authenticator(args.auth) if args.auth else None,
             timeout=30,
         )
