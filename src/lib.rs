@@ -8,3 +8,4 @@ pub mod logging;
 pub mod node;
 pub mod state_log;
 pub mod telemetry;
+pub mod tsdb;

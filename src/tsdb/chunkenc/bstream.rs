@@ -1,0 +1,174 @@
+//! Bit streams: the writer appends bits most-significant first into bytes, the way Prometheus's
+//! `bstream` does, so a chunk's bytes are identical; the reader reads them back and fails
+//! (never panics) when the bytes run out.
+
+/// An append-only bit stream over a byte vector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits still free in the last byte (0 means the next bit starts a new byte).
+    free_bits: u8,
+}
+
+impl BitWriter {
+    /// A writer continuing after `bytes`, whose last byte has `free_bits` unused low bits.
+    pub fn from_parts(bytes: Vec<u8>, free_bits: u8) -> Self {
+        BitWriter {
+            bytes,
+            free_bits: free_bits.min(7),
+        }
+    }
+
+    /// The bytes written; unused bits of the last byte are zero.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Mutable access to the bytes, for rewriting a header in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// Writes one bit.
+    pub fn write_bit(&mut self, bit: bool) {
+        if self.free_bits == 0 {
+            self.bytes.push(0);
+            self.free_bits = 8;
+        }
+        if bit && let Some(last) = self.bytes.last_mut() {
+            *last |= 1 << (self.free_bits - 1);
+        }
+        self.free_bits -= 1;
+    }
+
+    /// Writes a whole byte, straddling byte boundaries as needed.
+    pub fn write_byte(&mut self, byte: u8) {
+        self.write_bits(u64::from(byte), 8);
+    }
+
+    /// Writes the low `count` bits of `value` (count ≤ 64), most significant first.
+    pub fn write_bits(&mut self, value: u64, count: u8) {
+        let mut remaining = count.min(64);
+        while remaining > 0 {
+            if self.free_bits == 0 {
+                self.bytes.push(0);
+                self.free_bits = 8;
+            }
+            let take = remaining.min(self.free_bits);
+            // The next `take` bits of value, counted from the top of the `remaining` bits.
+            let shifted = value >> (remaining - take);
+            let chunk = (shifted & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (self.free_bits - take);
+            }
+            self.free_bits -= take;
+            remaining -= take;
+        }
+    }
+}
+
+/// Reading past the end of a bit stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndOfStream;
+
+/// A reader over a bit stream.
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// Position in bits from the start.
+    position: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader from the first bit of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        BitReader { bytes, position: 0 }
+    }
+
+    /// Bits left to read.
+    pub fn remaining_bits(&self) -> usize {
+        self.bytes.len() * 8 - self.position
+    }
+
+    /// Reads one bit.
+    pub fn read_bit(&mut self) -> Result<bool, EndOfStream> {
+        let byte = self.bytes.get(self.position / 8).ok_or(EndOfStream)?;
+        let bit = (byte >> (7 - (self.position % 8))) & 1 == 1;
+        self.position += 1;
+        Ok(bit)
+    }
+
+    /// Reads `count` bits (≤ 64) as the low bits of a u64.
+    pub fn read_bits(&mut self, count: u8) -> Result<u64, EndOfStream> {
+        let count = usize::from(count.min(64));
+        if count > self.remaining_bits() {
+            return Err(EndOfStream);
+        }
+        let mut value = 0u64;
+        let mut left = count;
+        while left > 0 {
+            let byte = self.bytes[self.position / 8];
+            let used = self.position % 8;
+            let available = 8 - used;
+            let take = left.min(available);
+            let bits = (byte >> (available - take)) & ((1u16 << take) - 1) as u8;
+            value = (value << take) | u64::from(bits);
+            self.position += take;
+            left -= take;
+        }
+        Ok(value)
+    }
+
+    /// Reads a byte-wise unsigned varint from the bit stream (it need not be byte-aligned).
+    pub fn read_uvarint(&mut self) -> Result<u64, EndOfStream> {
+        let mut value = 0u64;
+        for index in 0..10u32 {
+            let byte = self.read_bits(8)? as u8;
+            if index == 9 && byte > 1 {
+                return Err(EndOfStream);
+            }
+            value |= u64::from(byte & 0x7F) << (7 * index);
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(EndOfStream)
+    }
+
+    /// Reads a zig-zag signed varint.
+    pub fn read_varint(&mut self) -> Result<i64, EndOfStream> {
+        let raw = self.read_uvarint()?;
+        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bits_are_most_significant_first() {
+        let mut writer = BitWriter::default();
+        writer.write_bit(true);
+        writer.write_bits(0b01, 2);
+        writer.write_byte(0xFF);
+        assert_eq!(writer.bytes(), [0b1011_1111, 0b1110_0000]);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(items in proptest::collection::vec((any::<u64>(), 0u8..=64), 0..64)) {
+            let mut writer = BitWriter::default();
+            for &(value, count) in &items {
+                writer.write_bits(value, count);
+            }
+            let mut reader = BitReader::new(writer.bytes());
+            for &(value, count) in &items {
+                let mask = if count == 64 { u64::MAX } else { (1u64 << count) - 1 };
+                prop_assert_eq!(reader.read_bits(count).unwrap(), value & mask);
+            }
+            prop_assert!(reader.remaining_bits() < 8);
+        }
+    }
+}

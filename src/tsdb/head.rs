@@ -1,0 +1,344 @@
+//! The head: the most recent samples in memory, per series an ordered list of XOR chunks whose
+//! last one is appended to in place. Series get a stable reference at creation (the reference
+//! the WAL records use), and a postings index by label pair.
+
+use super::chunkenc::XorChunk;
+use super::error::TsdbError;
+use super::index::PostingsSource;
+use super::labels::Labels;
+use std::collections::{BTreeMap, HashMap};
+
+/// Prometheus's target number of samples per head chunk.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+/// A chunk is cut at this many samples whatever the time estimate says (the scrape rate rose).
+pub const MAX_SAMPLES_PER_CHUNK: usize = 2 * SAMPLES_PER_CHUNK;
+/// A chunk is cut once its encoded size reaches this.
+pub const MAX_CHUNK_BYTES: usize = 1024;
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// Older than the newest sample of its series.
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// Older than the head's lower bound (the data is already in blocks).
+    #[error("out of bounds")]
+    OutOfBounds,
+    /// Same timestamp as the newest sample of its series with a different value.
+    #[error("duplicate sample for timestamp")]
+    Duplicate,
+    /// The series has no labels.
+    #[error("empty label set")]
+    EmptyLabels,
+}
+
+/// One head chunk and the time it covers.
+#[derive(Debug, Clone)]
+pub struct HeadChunk {
+    /// The encoded samples.
+    pub chunk: XorChunk,
+    /// First sample's timestamp.
+    pub min_time: i64,
+    /// Last sample's timestamp.
+    pub max_time: i64,
+}
+
+/// A series in the head.
+#[derive(Debug, Clone)]
+pub struct MemSeries {
+    /// Its labels.
+    pub labels: Labels,
+    /// Chunks by time; the last one is open.
+    pub chunks: Vec<HeadChunk>,
+    /// Timestamp at which the open chunk is cut.
+    next_cut_at: i64,
+    /// Bits of the newest value, for the duplicate check without decoding the chunk.
+    last_value_bits: u64,
+    /// Whether a WAL Series record for it has been written (set under the WAL lock).
+    pub(crate) logged: bool,
+}
+
+impl MemSeries {
+    fn new(labels: Labels) -> MemSeries {
+        MemSeries {
+            labels,
+            chunks: Vec::new(),
+            next_cut_at: i64::MIN,
+            last_value_bits: 0,
+            logged: false,
+        }
+    }
+
+    /// Timestamp and value bits of the newest sample.
+    pub fn last_sample(&self) -> Option<(i64, u64)> {
+        self.max_time().map(|t| (t, self.last_value_bits))
+    }
+
+    /// Newest timestamp.
+    pub fn max_time(&self) -> Option<i64> {
+        self.chunks.last().map(|c| c.max_time)
+    }
+
+    /// Whether `(t, v)` could be appended: `Ok(true)` to append, `Ok(false)` for an exact
+    /// duplicate that is silently dropped (as Prometheus does), or the reason it cannot.
+    pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
+        match self.max_time() {
+            None => Ok(true),
+            Some(max) if t > max => Ok(true),
+            Some(max) if t < max => Err(AppendError::OutOfOrder),
+            Some(_) => match self.last_sample() {
+                Some((_, bits)) if bits == v.to_bits() => Ok(false),
+                _ => Err(AppendError::Duplicate),
+            },
+        }
+    }
+
+    /// Appends a sample, cutting a new chunk at a chunk-range boundary, at the estimated end
+    /// of a ~120-sample chunk, or at the size caps. Returns whether a chunk was cut.
+    fn append(&mut self, t: i64, v: f64, chunk_range: i64) -> Result<bool, AppendError> {
+        if !self.appendable(t, v)? {
+            return Ok(false);
+        }
+        let must_cut = match self.chunks.last() {
+            None => true,
+            Some(open) => {
+                t >= self.next_cut_at
+                    || open.chunk.num_samples() >= MAX_SAMPLES_PER_CHUNK
+                    || open.chunk.bytes().len() >= MAX_CHUNK_BYTES
+                    || open.chunk.is_full()
+            }
+        };
+        if must_cut {
+            self.chunks.push(HeadChunk {
+                chunk: XorChunk::new(),
+                min_time: t,
+                max_time: t,
+            });
+            self.next_cut_at = range_end(t, chunk_range);
+        }
+        let Some(open) = self.chunks.last_mut() else {
+            return Err(AppendError::OutOfOrder);
+        };
+        open.chunk.append(t, v);
+        open.max_time = t;
+        self.last_value_bits = v.to_bits();
+        // A quarter into the chunk, estimate where it should end so the chunks up to the range
+        // boundary come out evenly filled.
+        if open.chunk.num_samples() == SAMPLES_PER_CHUNK / 4 {
+            self.next_cut_at = estimated_chunk_end(open.min_time, t, self.next_cut_at);
+        }
+        Ok(must_cut)
+    }
+}
+
+/// The end of the chunk range holding `t` (ranges are aligned on multiples of `chunk_range`).
+fn range_end(t: i64, chunk_range: i64) -> i64 {
+    let range = chunk_range.max(1);
+    t.div_euclid(range)
+        .saturating_mul(range)
+        .saturating_add(range)
+}
+
+/// Prometheus's estimate: with `current − start` covering a quarter of a chunk, how many chunks
+/// fit until `range_end`, and where the first of them ends.
+fn estimated_chunk_end(start: i64, current: i64, range_end: i64) -> i64 {
+    let chunks = (range_end - start) as f64 / (((current - start) as f64 + 1.0) * 4.0);
+    if chunks <= 1.0 {
+        return range_end;
+    }
+    start + ((range_end - start) as f64 / chunks.floor()) as i64
+}
+
+/// The head's state. Not synchronised: [`crate::tsdb::Tsdb`] wraps it in a lock.
+#[derive(Debug)]
+pub struct Head {
+    series: HashMap<u64, MemSeries>,
+    by_labels: HashMap<Labels, u64>,
+    /// name → value → series refs (sorted: refs only grow).
+    postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+    next_ref: u64,
+    chunk_range: i64,
+    /// Samples older than this are out of bounds (they belong to persisted blocks).
+    pub min_valid_time: i64,
+    chunk_count: u64,
+}
+
+impl Head {
+    /// An empty head whose chunks are cut at multiples of `chunk_range` milliseconds.
+    pub fn new(chunk_range: i64) -> Head {
+        Head {
+            series: HashMap::new(),
+            by_labels: HashMap::new(),
+            postings: BTreeMap::new(),
+            next_ref: 1,
+            chunk_range,
+            min_valid_time: i64::MIN,
+            chunk_count: 0,
+        }
+    }
+
+    /// The series for `labels`, created if new; `true` when it was created.
+    pub fn get_or_create(&mut self, labels: &Labels) -> Result<(u64, bool), AppendError> {
+        if labels.is_empty() {
+            return Err(AppendError::EmptyLabels);
+        }
+        if let Some(&series_ref) = self.by_labels.get(labels) {
+            return Ok((series_ref, false));
+        }
+        let series_ref = self.next_ref;
+        self.insert_series(series_ref, labels.clone());
+        Ok((series_ref, true))
+    }
+
+    /// Inserts a series under a known reference (WAL replay). A reference seen again keeps its
+    /// first labels; labels seen under a second reference map the new reference to the first
+    /// series (Prometheus does the same after a WAL race).
+    pub fn insert_series(&mut self, series_ref: u64, labels: Labels) -> u64 {
+        if let Some(&existing) = self.by_labels.get(&labels) {
+            return existing;
+        }
+        if self.series.contains_key(&series_ref) {
+            return series_ref;
+        }
+        for label in labels.iter() {
+            let refs = self
+                .postings
+                .entry(label.name.clone())
+                .or_default()
+                .entry(label.value.clone())
+                .or_default();
+            let position = refs.partition_point(|&r| r < series_ref);
+            refs.insert(position, series_ref);
+        }
+        self.by_labels.insert(labels.clone(), series_ref);
+        self.series.insert(series_ref, MemSeries::new(labels));
+        self.next_ref = self.next_ref.max(series_ref.saturating_add(1));
+        series_ref
+    }
+
+    /// The series with reference `series_ref`.
+    pub fn series(&self, series_ref: u64) -> Option<&MemSeries> {
+        self.series.get(&series_ref)
+    }
+
+    pub(crate) fn series_mut(&mut self, series_ref: u64) -> Option<&mut MemSeries> {
+        self.series.get_mut(&series_ref)
+    }
+
+    /// Appends one sample to an existing series; `Ok(false)` for a dropped exact duplicate.
+    pub fn append(&mut self, series_ref: u64, t: i64, v: f64) -> Result<bool, AppendError> {
+        if t < self.min_valid_time {
+            return Err(AppendError::OutOfBounds);
+        }
+        let chunk_range = self.chunk_range;
+        let series = self
+            .series
+            .get_mut(&series_ref)
+            .ok_or(AppendError::EmptyLabels)?;
+        if !series.appendable(t, v)? {
+            return Ok(false);
+        }
+        if series.append(t, v, chunk_range)? {
+            self.chunk_count += 1;
+        }
+        Ok(true)
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Number of chunks.
+    pub fn num_chunks(&self) -> u64 {
+        self.chunk_count
+    }
+
+    /// Label names in the head, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        self.postings.keys().cloned().collect()
+    }
+}
+
+impl PostingsSource for Head {
+    fn label_values(&self, name: &str) -> Result<Vec<String>, TsdbError> {
+        Ok(self
+            .postings
+            .get(name)
+            .map(|values| values.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>, TsdbError> {
+        Ok(self
+            .postings
+            .get(name)
+            .and_then(|values| values.get(value))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn all_postings(&self) -> Result<Vec<u64>, TsdbError> {
+        let mut refs: Vec<u64> = self.series.keys().copied().collect();
+        refs.sort_unstable();
+        Ok(refs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_HOURS: i64 = 2 * 3600 * 1000;
+
+    #[test]
+    fn chunks_are_cut_near_120_samples_and_at_range_boundaries() {
+        let mut head = Head::new(TWO_HOURS);
+        let labels = Labels::new([("__name__", "up")]);
+        let (series_ref, created) = head.get_or_create(&labels).unwrap();
+        assert!(created);
+        // 15 s scrapes for 4 hours: 480 per range, so 4 chunks of 120 per range.
+        for i in 0..960 {
+            assert!(head.append(series_ref, i * 15_000, 1.0).unwrap());
+        }
+        let series = head.series(series_ref).unwrap();
+        let sizes: Vec<usize> = series
+            .chunks
+            .iter()
+            .map(|c| c.chunk.num_samples())
+            .collect();
+        assert_eq!(sizes, vec![120; 8]);
+        for chunk in &series.chunks {
+            assert_eq!(
+                chunk.min_time / TWO_HOURS,
+                chunk.max_time / TWO_HOURS,
+                "no chunk spans a boundary"
+            );
+        }
+    }
+
+    #[test]
+    fn append_errors() {
+        let mut head = Head::new(TWO_HOURS);
+        let (series_ref, _) = head.get_or_create(&Labels::new([("a", "b")])).unwrap();
+        head.append(series_ref, 100, 1.0).unwrap();
+        assert_eq!(
+            head.append(series_ref, 50, 1.0),
+            Err(AppendError::OutOfOrder)
+        );
+        assert_eq!(
+            head.append(series_ref, 100, 2.0),
+            Err(AppendError::Duplicate)
+        );
+        assert_eq!(head.append(series_ref, 100, 1.0), Ok(false));
+        head.min_valid_time = 1000;
+        assert_eq!(
+            head.append(series_ref, 999, 1.0),
+            Err(AppendError::OutOfBounds)
+        );
+        assert_eq!(
+            head.get_or_create(&Labels::default()),
+            Err(AppendError::EmptyLabels)
+        );
+    }
+}

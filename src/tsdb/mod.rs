@@ -1,0 +1,23 @@
+//! Time-series storage in Prometheus's formats: XOR chunks, blocks (`index`, `chunks/`,
+//! `meta.json`, `tombstones`), an in-memory head with a write-ahead log, and a querier over
+//! both. See ARCHITECTURE.md § `src/tsdb/`.
+
+pub mod block;
+pub mod chunkenc;
+pub mod chunks;
+pub mod crc32c;
+pub mod db;
+pub mod encoding;
+pub mod error;
+pub mod head;
+pub mod index;
+pub mod labels;
+pub mod meta;
+pub mod querier;
+pub mod wal;
+
+pub use db::{Appender, CommitStats, Querier, ReplayReport, SeriesRef, Tsdb, TsdbOptions};
+pub use error::TsdbError;
+pub use head::AppendError;
+pub use labels::{Label, Labels, MatchKind, Matcher};
+pub use querier::Series;

@@ -1,0 +1,373 @@
+//! The write-ahead log's files, in Prometheus's `wlog` layout (`tsdb/docs/format/wal.md`):
+//! segments named by eight digits, each made of 32 KiB pages; a record is split into fragments
+//! that never cross a page, each with a 7-byte header — type (1 full, 2 first, 3 middle,
+//! 4 last; bit 3 marks Snappy compression), length `u16 BE`, CRC32C of the fragment `u32 BE`.
+//! A zero type byte means the rest of the page is padding. Records never cross segments.
+
+use crate::tsdb::crc32c::crc32c;
+use crate::tsdb::error::TsdbError;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Page size.
+pub const PAGE_BYTES: usize = 32 * 1024;
+/// Fragment header size.
+pub const FRAGMENT_HEADER_BYTES: usize = 7;
+/// Prometheus's default segment size.
+pub const DEFAULT_SEGMENT_BYTES: usize = 128 * 1024 * 1024;
+
+const FRAGMENT_FULL: u8 = 1;
+const FRAGMENT_FIRST: u8 = 2;
+const FRAGMENT_MIDDLE: u8 = 3;
+const FRAGMENT_LAST: u8 = 4;
+const SNAPPY_FLAG: u8 = 1 << 3;
+const TYPE_MASK: u8 = SNAPPY_FLAG - 1;
+
+/// Segment numbers in `folder`, sorted.
+pub fn list_segments(folder: &Path) -> Result<Vec<u64>, TsdbError> {
+    let mut numbers = Vec::new();
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(numbers),
+        Err(error) => return Err(TsdbError::io(folder)(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(TsdbError::io(folder))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 8
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(number) = name.parse()
+        {
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// The path of segment `number` in `folder`.
+pub fn segment_path(folder: &Path, number: u64) -> PathBuf {
+    folder.join(format!("{number:08}"))
+}
+
+/// Appends records to the WAL. Nothing is durable until [`WalWriter::sync`] returns.
+#[derive(Debug)]
+pub struct WalWriter {
+    folder: PathBuf,
+    segment_bytes: usize,
+    segment: u64,
+    file: File,
+    /// Bytes written to the current segment (including ones still in `pending`).
+    segment_position: usize,
+    pending: Vec<u8>,
+}
+
+impl WalWriter {
+    /// Starts a new segment numbered `segment` in `folder` (created if missing). Prometheus
+    /// also starts a fresh segment on every open, so a torn tail is never appended to.
+    pub fn create(
+        folder: &Path,
+        segment: u64,
+        segment_bytes: usize,
+    ) -> Result<WalWriter, TsdbError> {
+        std::fs::create_dir_all(folder).map_err(TsdbError::io(folder))?;
+        let path = segment_path(folder, segment);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(TsdbError::io(&path))?;
+        crate::tsdb::chunks::sync_folder(folder)?;
+        Ok(WalWriter {
+            folder: folder.to_path_buf(),
+            segment_bytes: segment_bytes.max(2 * PAGE_BYTES) / PAGE_BYTES * PAGE_BYTES,
+            segment,
+            file,
+            segment_position: 0,
+            pending: Vec::with_capacity(PAGE_BYTES),
+        })
+    }
+
+    /// The current segment's number.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Bytes in the current segment.
+    pub fn segment_position(&self) -> usize {
+        self.segment_position
+    }
+
+    fn page_remaining(&self) -> usize {
+        PAGE_BYTES - self.segment_position % PAGE_BYTES
+    }
+
+    fn pad_page(&mut self) {
+        let padding = self.page_remaining();
+        if padding < PAGE_BYTES {
+            self.pending.resize(self.pending.len() + padding, 0);
+            self.segment_position += padding;
+        }
+    }
+
+    /// Payload bytes that still fit the current segment.
+    fn segment_capacity(&self) -> usize {
+        if self.segment_position >= self.segment_bytes {
+            return 0;
+        }
+        let page_room = self.page_remaining().saturating_sub(FRAGMENT_HEADER_BYTES);
+        let whole_pages = (self.segment_bytes - self.segment_position) / PAGE_BYTES;
+        let whole_pages = if self.page_remaining() == PAGE_BYTES {
+            whole_pages.saturating_sub(1)
+        } else {
+            whole_pages
+        };
+        page_room + whole_pages * (PAGE_BYTES - FRAGMENT_HEADER_BYTES)
+    }
+
+    /// Appends one record (buffered).
+    pub fn log(&mut self, record: &[u8]) -> Result<(), TsdbError> {
+        let most = self.segment_bytes / PAGE_BYTES * (PAGE_BYTES - FRAGMENT_HEADER_BYTES);
+        if record.len() > most {
+            return Err(TsdbError::Usage(format!(
+                "WAL record of {} bytes exceeds a segment ({most} bytes of payload)",
+                record.len()
+            )));
+        }
+        if self.page_remaining() <= FRAGMENT_HEADER_BYTES {
+            self.pad_page();
+        }
+        if record.len() > self.segment_capacity() {
+            self.next_segment()?;
+        }
+        let mut rest = record;
+        let mut first = true;
+        loop {
+            if self.page_remaining() <= FRAGMENT_HEADER_BYTES {
+                self.pad_page();
+            }
+            let room = self.page_remaining() - FRAGMENT_HEADER_BYTES;
+            let take = room.min(rest.len());
+            let (part, remainder) = rest.split_at(take);
+            let kind = match (first, remainder.is_empty()) {
+                (true, true) => FRAGMENT_FULL,
+                (true, false) => FRAGMENT_FIRST,
+                (false, true) => FRAGMENT_LAST,
+                (false, false) => FRAGMENT_MIDDLE,
+            };
+            self.pending.push(kind);
+            self.pending.extend_from_slice(&(take as u16).to_be_bytes());
+            self.pending.extend_from_slice(&crc32c(part).to_be_bytes());
+            self.pending.extend_from_slice(part);
+            self.segment_position += FRAGMENT_HEADER_BYTES + take;
+            rest = remainder;
+            first = false;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        if self.pending.len() >= 4 * PAGE_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TsdbError> {
+        if !self.pending.is_empty() {
+            let path = segment_path(&self.folder, self.segment);
+            self.file
+                .write_all(&self.pending)
+                .map_err(TsdbError::io(&path))?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes everything logged and fsyncs it: after this, the records survive a crash.
+    pub fn sync(&mut self) -> Result<(), TsdbError> {
+        self.flush()?;
+        let path = segment_path(&self.folder, self.segment);
+        self.file.sync_data().map_err(TsdbError::io(&path))
+    }
+
+    fn next_segment(&mut self) -> Result<(), TsdbError> {
+        self.pad_page();
+        self.sync()?;
+        let next = WalWriter::create(&self.folder, self.segment + 1, self.segment_bytes)?;
+        *self = next;
+        Ok(())
+    }
+}
+
+/// Where a segment stopped being readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalCorruption {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the first byte not recovered (where the segment was cut back to).
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The records of one segment, and where it broke if it did.
+#[derive(Debug, Default)]
+pub struct SegmentContents {
+    /// Whole, checksum-verified records in order.
+    pub records: Vec<Vec<u8>>,
+    /// Records we could not decompress (Snappy, written by Prometheus with WAL compression).
+    pub compressed_skipped: u64,
+    /// The first damage, if any; records after it are not returned.
+    pub corruption: Option<WalCorruption>,
+    /// Offset just past the last whole record.
+    pub valid_bytes: u64,
+}
+
+/// The largest segment we read (a corrupt size never makes us read more).
+const MAX_SEGMENT_READ: u64 = 1 << 30;
+
+/// Reads one segment's records, stopping at the first torn or damaged fragment.
+pub fn read_segment(path: &Path) -> Result<SegmentContents, TsdbError> {
+    let file = File::open(path).map_err(TsdbError::io(path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SEGMENT_READ)
+        .read_to_end(&mut bytes)
+        .map_err(TsdbError::io(path))?;
+    let mut contents = SegmentContents::default();
+    let mut assembling: Option<(Vec<u8>, bool, usize)> = None; // (bytes, compressed, start)
+    let mut position = 0usize;
+    let fail = |contents: &mut SegmentContents, reason: String| {
+        contents.corruption = Some(WalCorruption {
+            path: path.to_path_buf(),
+            offset: contents.valid_bytes,
+            reason,
+        });
+    };
+    while position < bytes.len() {
+        let page_end = (position / PAGE_BYTES + 1) * PAGE_BYTES;
+        let kind_byte = bytes[position];
+        if kind_byte == 0 {
+            // Padding to the end of the page: it must be all zeros.
+            let end = page_end.min(bytes.len());
+            if bytes[position..end].iter().any(|&b| b != 0) {
+                fail(
+                    &mut contents,
+                    format!("non-zero bytes in page padding at offset {position}"),
+                );
+                return Ok(contents);
+            }
+            position = end;
+            if assembling.is_none() {
+                contents.valid_bytes = position as u64;
+            }
+            continue;
+        }
+        if position + FRAGMENT_HEADER_BYTES > page_end.min(bytes.len()) {
+            fail(
+                &mut contents,
+                format!("torn fragment header at offset {position}"),
+            );
+            return Ok(contents);
+        }
+        let length = usize::from(u16::from_be_bytes([
+            bytes[position + 1],
+            bytes[position + 2],
+        ]));
+        let stored_crc = u32::from_be_bytes([
+            bytes[position + 3],
+            bytes[position + 4],
+            bytes[position + 5],
+            bytes[position + 6],
+        ]);
+        let data_start = position + FRAGMENT_HEADER_BYTES;
+        let data_end = data_start + length;
+        if data_end > page_end || data_end > bytes.len() {
+            fail(
+                &mut contents,
+                format!("fragment at offset {position} runs past its page or the file"),
+            );
+            return Ok(contents);
+        }
+        let data = &bytes[data_start..data_end];
+        if crc32c(data) != stored_crc {
+            fail(
+                &mut contents,
+                format!("fragment checksum mismatch at offset {position}"),
+            );
+            return Ok(contents);
+        }
+        let compressed = kind_byte & SNAPPY_FLAG != 0;
+        let kind = kind_byte & TYPE_MASK;
+        match (kind, assembling.take()) {
+            (FRAGMENT_FULL, None) => {
+                if compressed {
+                    contents.compressed_skipped += 1;
+                } else {
+                    contents.records.push(data.to_vec());
+                }
+                contents.valid_bytes = data_end as u64;
+            }
+            (FRAGMENT_FIRST, None) => assembling = Some((data.to_vec(), compressed, position)),
+            (FRAGMENT_MIDDLE, Some((mut record, compressed, start))) => {
+                record.extend_from_slice(data);
+                assembling = Some((record, compressed, start));
+            }
+            (FRAGMENT_LAST, Some((mut record, compressed, _))) => {
+                record.extend_from_slice(data);
+                if compressed {
+                    contents.compressed_skipped += 1;
+                } else {
+                    contents.records.push(record);
+                }
+                contents.valid_bytes = data_end as u64;
+            }
+            (kind, _) => {
+                fail(
+                    &mut contents,
+                    format!("unexpected fragment type {kind} at offset {position}"),
+                );
+                return Ok(contents);
+            }
+        }
+        position = data_end;
+    }
+    if let Some((_, _, start)) = assembling {
+        fail(
+            &mut contents,
+            format!("record starting at offset {start} is torn (no last fragment)"),
+        );
+    }
+    Ok(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_cross_pages_and_segments() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut writer = WalWriter::create(folder.path(), 0, 2 * PAGE_BYTES).unwrap();
+        let records: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| vec![(i % 251) as u8 + 1; (i as usize * 977) % 20_000 + 1])
+            .collect();
+        for record in &records {
+            writer.log(record).unwrap();
+        }
+        writer.sync().unwrap();
+        let segments = list_segments(folder.path()).unwrap();
+        assert!(segments.len() > 2, "{segments:?}");
+        let mut read = Vec::new();
+        for segment in segments {
+            let path = segment_path(folder.path(), segment);
+            assert!(std::fs::metadata(&path).unwrap().len() <= 2 * PAGE_BYTES as u64);
+            let contents = read_segment(&path).unwrap();
+            assert_eq!(contents.corruption, None);
+            read.extend(contents.records);
+        }
+        assert_eq!(read, records);
+    }
+}
