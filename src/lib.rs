@@ -6,6 +6,7 @@ pub mod build_info;
 pub mod config;
 pub mod logging;
 pub mod node;
+pub mod promql;
 pub mod state_log;
 pub mod telemetry;
 pub mod tsdb;
