@@ -4,6 +4,7 @@ pub mod alerting;
 pub mod api;
 pub mod build_info;
 pub mod config;
+pub mod ingest;
 pub mod logging;
 pub mod node;
 pub mod promql;
