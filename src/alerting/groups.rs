@@ -105,6 +105,9 @@ pub struct Group {
     anchor: Timestamp,
     last_flush: Option<Timestamp>,
     next_flush: Timestamp,
+    /// Set in a cluster: later flushes fall on the grid `key_phase + k × group_interval`
+    /// (nanoseconds since the epoch) instead of the anchor's.
+    key_phase: Option<i128>,
     /// The copies the group was given, shared with the store while it holds the same ones.
     alerts: FingerprintMap<Arc<Alert>>,
 }
@@ -147,13 +150,23 @@ impl Group {
     }
 
     fn schedule(&self) -> Timestamp {
-        next_flush_time(
+        next_flush_on_grid(
             self.anchor,
             self.group_wait,
             self.group_interval,
             self.last_flush,
+            self.key_phase,
         )
     }
+}
+
+/// In a cluster, where a group's later flushes fall within each `group_interval`: derived from
+/// the group key alone, so every node computes the same grid whatever the group's history was
+/// on it (a restart, a partition, or a group destroyed and re-created at different moments on
+/// different nodes all change the anchor, never the key).
+fn key_phase(group_key: &str, group_interval: SignedDuration) -> i128 {
+    let step = group_interval.as_nanos().max(1);
+    i128::from(tocsin_mesh::hash64(group_key.as_bytes())) % step
 }
 
 /// The effect of a group's timer firing: run the notification pipeline for this snapshot.
@@ -203,6 +216,8 @@ pub struct Groups {
     /// Every group's next flush, earliest first.
     timers: BTreeSet<(Timestamp, GroupId)>,
     limits: GroupLimits,
+    /// Whether later flushes align on the group key (see [`key_phase`]).
+    aligned_on_keys: bool,
     pub counters: GroupCounters,
 }
 
@@ -212,7 +227,28 @@ impl Groups {
             groups: BTreeMap::new(),
             timers: BTreeSet::new(),
             limits,
+            aligned_on_keys: false,
             counters: GroupCounters::default(),
+        }
+    }
+
+    pub fn is_aligned_on_group_keys(&self) -> bool {
+        self.aligned_on_keys
+    }
+
+    /// Makes every group's later flushes fall on a grid derived from its group key, as nodes of
+    /// a cluster need; existing groups are rescheduled. A node alone keeps Alertmanager's
+    /// cadence (the grid of its first flush).
+    pub fn align_on_group_keys(&mut self) {
+        if self.aligned_on_keys {
+            return;
+        }
+        self.aligned_on_keys = true;
+        self.timers.clear();
+        for (id, group) in &mut self.groups {
+            group.key_phase = Some(key_phase(&id.group_key, group.group_interval));
+            group.next_flush = group.schedule();
+            self.timers.insert((group.next_flush, id.clone()));
         }
     }
 
@@ -258,8 +294,26 @@ impl Groups {
         };
         let started = alert.starts_at.min(now);
         if let Some(group) = self.groups.get_mut(&id) {
+            // A group that has flushed and holds nothing but resolved alerts is finished: it
+            // lingers only until its flush is reported as succeeded, which a node ranked below
+            // the owner does later than the owner (after its turn), while the owner has
+            // already destroyed it. An alert arriving then starts a new group on the owner, so
+            // it must start one here too, or the two nodes' flush schedules drift apart.
+            // Only a firing alert starts it anew: a resolved copy arriving changes nothing the
+            // owner would notify about (there, it would flush at once with nothing new).
+            let finished = group.last_flush.is_some()
+                && !alert.is_resolved_at(now)
+                && group.alerts.values().all(|copy| copy.is_resolved_at(now));
             group.alerts.insert(fingerprint, alert);
-            if started < group.anchor {
+            if finished {
+                group.anchor = started;
+                group.last_flush = None;
+                let previous = group.next_flush;
+                group.next_flush = group.schedule();
+                self.timers.remove(&(previous, id.clone()));
+                self.timers.insert((group.next_flush, id));
+                self.counters.created += 1;
+            } else if started < group.anchor {
                 group.anchor = started;
                 let previous = group.next_flush;
                 group.next_flush = group.schedule();
@@ -276,15 +330,19 @@ impl Groups {
                 group_key: id.group_key,
             });
         }
+        let group_interval = signed(route.group_interval).max(MIN_GROUP_INTERVAL);
         let mut group = Group {
             labels: group_labels,
             receiver: route.receiver.to_string(),
             group_wait: signed(route.group_wait),
-            group_interval: signed(route.group_interval).max(MIN_GROUP_INTERVAL),
+            group_interval,
             repeat_interval: signed(route.repeat_interval),
             anchor: started,
             last_flush: None,
             next_flush: Timestamp::MAX,
+            key_phase: self
+                .aligned_on_keys
+                .then(|| key_phase(&id.group_key, group_interval)),
             alerts: FingerprintMap::from_iter([(fingerprint, alert)]),
         };
         group.next_flush = group.schedule();
@@ -406,10 +464,23 @@ pub fn next_flush_time(
     group_interval: SignedDuration,
     last_flush: Option<Timestamp>,
 ) -> Timestamp {
-    let origin = anchor.as_nanosecond() + group_wait.as_nanos();
+    next_flush_on_grid(anchor, group_wait, group_interval, last_flush, None)
+}
+
+/// [`next_flush_time`], with later flushes on the grid `key_phase + k × group_interval` when a
+/// key phase is given (clusters).
+fn next_flush_on_grid(
+    anchor: Timestamp,
+    group_wait: SignedDuration,
+    group_interval: SignedDuration,
+    last_flush: Option<Timestamp>,
+    key_phase: Option<i128>,
+) -> Timestamp {
+    let first = anchor.as_nanosecond() + group_wait.as_nanos();
     let next = match last_flush {
-        None => origin,
+        None => first,
         Some(last) => {
+            let origin = key_phase.unwrap_or(first);
             let step = group_interval.as_nanos().max(1);
             // Half an interval: a poll that comes late by less than that still keeps the next
             // flush one interval after the scheduled one.
@@ -605,6 +676,80 @@ mod tests {
                 (1630, Wakeup(Some(1930))),
             ],
         );
+    }
+
+    /// A node ranked below the owner reports its flush as succeeded later than the owner, which
+    /// destroyed the finished group at once. An alert arriving in between must start a new
+    /// group here as it does there, with its own group_wait, so both flush together.
+    #[test]
+    fn an_alert_joining_a_finished_group_starts_it_anew() {
+        run(
+            "finished group",
+            vec![
+                (1000, Insert("g", "A", 1000, 1100)),
+                (1030, Poll(vec![("g", vec!["A"], vec![])])),
+                (1330, Poll(vec![("g", vec![], vec!["A"])])),
+                // Not yet reported as succeeded: only resolved alerts are left.
+                (1340, Insert("g", "B", 1340, FOREVER)),
+                (1340, Wakeup(Some(1370))),
+                (1345, Succeed("g")),
+                (1345, GroupCount(1)),
+                (1370, Poll(vec![("g", vec!["B"], vec![])])),
+                (1370, Wakeup(Some(1670))),
+            ],
+        );
+        // The owner's view of the same events: the group was destroyed, B makes a new one.
+        run(
+            "owner",
+            vec![
+                (1000, Insert("g", "A", 1000, 1100)),
+                (1030, Poll(vec![("g", vec!["A"], vec![])])),
+                (1330, Poll(vec![("g", vec![], vec!["A"])])),
+                (1330, Succeed("g")),
+                (1330, GroupCount(0)),
+                (1340, Insert("g", "B", 1340, FOREVER)),
+                (1340, Wakeup(Some(1370))),
+                (1370, Poll(vec![("g", vec!["B"], vec![])])),
+                (1370, Wakeup(Some(1670))),
+            ],
+        );
+    }
+
+    /// Two nodes whose copies of a group have different histories (here: different anchors,
+    /// as after a restart) agree on every flush after the first once aligned on the key.
+    #[test]
+    fn groups_aligned_on_their_key_flush_together_whatever_their_anchor() {
+        let mut nodes = [
+            Groups::new(GroupLimits::default()),
+            Groups::new(GroupLimits::default()),
+        ];
+        for (node, start) in nodes.iter_mut().zip([1000, 1137]) {
+            node.align_on_group_keys();
+            let alert = Arc::new(alert("A", start, FOREVER, start));
+            let labels = LabelSet::from([("team", "g")]);
+            node.insert(0, (&route()).into(), labels, "g".into(), alert, at(start))
+                .unwrap();
+        }
+        let mut later_flushes = [Vec::new(), Vec::new()];
+        for (node, flushes) in nodes.iter_mut().zip(later_flushes.iter_mut()) {
+            for now in 1000..4000 {
+                if !node.poll_flushes(at(now)).is_empty() {
+                    flushes.push(now);
+                }
+            }
+        }
+        assert_eq!(later_flushes[0][0], 1030);
+        assert_eq!(later_flushes[1][0], 1167);
+        assert_eq!(later_flushes[0][1..], later_flushes[1][1..]);
+        for pair in later_flushes[0].windows(2) {
+            assert!(
+                pair[1] - pair[0] >= 150,
+                "never closer than half an interval"
+            );
+        }
+        for pair in later_flushes[0][1..].windows(2) {
+            assert_eq!(pair[1] - pair[0], 300);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod claims;
+pub mod faults;
 pub mod groups;
 pub mod inhibition;
 pub mod labels;

@@ -15,6 +15,7 @@
 
 use super::alert::{InvalidAlert, PostedAlert};
 use super::claims::{Claim, Claims};
+use super::faults::Faults;
 use super::groups::{Flush, GroupError, GroupId, GroupLimits, GroupSettings, Groups};
 use super::inhibition::Inhibitor;
 use super::nflog::{Decision, Entry, Nflog, NflogError, NotifyReason, ReceiverKey, needs_update};
@@ -196,6 +197,8 @@ pub struct Pipeline {
     deferred: BTreeMap<(GroupId, ReceiverKey), Notification>,
     deferred_timers: BTreeSet<(Timestamp, GroupId, ReceiverKey)>,
     cluster: ClusterView,
+    /// Deliberate bugs for the simulator; all off (and inert without `fault-injection`).
+    faults: Faults,
     pub dispatch: DispatchCounters,
     pub silences: Silences,
     pub nflog: Nflog,
@@ -254,6 +257,7 @@ impl Pipeline {
             deferred: BTreeMap::new(),
             deferred_timers: BTreeSet::new(),
             cluster: ClusterView::alone("local"),
+            faults: Faults::default(),
             dispatch: DispatchCounters::default(),
             silences,
             nflog,
@@ -261,9 +265,19 @@ impl Pipeline {
         }
     }
 
-    /// Takes the membership layer's latest view; ranks of later flushes follow it.
+    /// Takes the membership layer's latest view; ranks of later flushes follow it. Once the
+    /// node has seen a peer, group flushes align on group keys (see `groups`), for good.
     pub fn set_cluster_view(&mut self, view: ClusterView) {
+        if view.live.len() > 1 {
+            self.groups.align_on_group_keys();
+        }
         self.cluster = view;
+    }
+
+    /// Turns deliberate bugs on, for the simulator (see [`Faults`]).
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+        self.silences.set_faults(faults);
     }
 
     pub fn cluster_view(&self) -> &ClusterView {
@@ -288,7 +302,11 @@ impl Pipeline {
         self.inhibitor = Inhibitor::from_config(config);
         self.inhibitor.rebuild(self.store.iter());
         self.integrations = integrations_of(config);
+        let aligned = self.groups.is_aligned_on_group_keys();
         self.groups = Groups::new(GroupLimits::default());
+        if aligned {
+            self.groups.align_on_group_keys();
+        }
         self.pending.clear();
         self.deferred.clear();
         self.deferred_timers.clear();
@@ -564,9 +582,12 @@ impl Pipeline {
 
     /// The cluster's wait stage: the owner goes ahead, rank k comes back after k peer timeouts.
     fn dispatch(&mut self, notification: Notification, now: Timestamp, effects: &mut Vec<Effect>) {
-        let wait = self
-            .cluster
-            .wait(&notification.group.group_key, &notification.integration);
+        let wait = if self.faults.skip_ownership_wait() {
+            SignedDuration::ZERO
+        } else {
+            self.cluster
+                .wait(&notification.group.group_key, &notification.integration)
+        };
         if wait.is_positive() {
             let due = now.saturating_add(wait).unwrap_or(Timestamp::MAX);
             self.dispatch.deferred += 1;
@@ -604,7 +625,7 @@ impl Pipeline {
         now: Timestamp,
         effects: &mut Vec<Effect>,
     ) {
-        if self.is_clustered() {
+        if self.is_clustered() && !self.faults.skip_ownership_wait() {
             let held = self
                 .claims
                 .held_by_other(

@@ -3,7 +3,10 @@
 
 pub mod alertmanager;
 mod lifecycle;
+pub mod prometheus;
+pub mod remote_write;
 mod status;
+pub mod targets;
 
 use crate::node::Node;
 use axum::Router;
@@ -32,6 +35,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v2/status", get(status::alertmanager_status))
         .merge(alertmanager::routes())
+        .merge(prometheus::routes())
+        .merge(targets::routes(Arc::clone(&node.ingest)))
+        .merge(remote_write::routes(Arc::clone(&node.ingest)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&node),
             record_request,

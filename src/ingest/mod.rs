@@ -1,7 +1,11 @@
 //! Ingestion: everything that brings samples into the TSDB.
 //!
-//! So far this holds the exposition parsers ([`parse`]): Prometheus text format 0.0.4 and
-//! OpenMetrics 1.0, zero-copy over the scraped body. The scrape manager, service discovery,
-//! relabeling and the remote-write receiver come next (issue 8).
+//! The exposition parsers ([`parse`]: Prometheus text 0.0.4 and OpenMetrics 1.0, zero-copy),
+//! relabeling ([`relabel`]), targets from `static_configs` and `file_sd_configs`
+//! ([`targets`]) and the scrape manager ([`scrape`]). The remote-write receiver is in
+//! `api::remote_write`. Still to come (issue 8): http/dns discovery, remote write 2.0.
 
 pub mod parse;
+pub mod relabel;
+pub mod scrape;
+pub mod targets;

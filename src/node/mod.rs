@@ -4,9 +4,11 @@
 pub mod alerting;
 pub mod cluster;
 mod cluster_metrics;
+pub mod ingest;
 mod options;
 pub mod receivers;
 mod storage;
+mod tsdb_metrics;
 
 pub use options::{ClusterFlags, NodeOptions, route_prefix};
 
@@ -41,6 +43,10 @@ pub struct Node {
     alerting: OnceLock<Arc<alerting::AlertingRuntime>>,
     /// Set once a clustered node has joined its mesh.
     cluster_runtime: OnceLock<Arc<cluster::ClusterRuntime>>,
+    /// Set once the TSDB under `<storage.path>/tsdb/` is open (its WAL replayed).
+    tsdb: OnceLock<Arc<crate::tsdb::Tsdb>>,
+    /// The scrape manager, once storage is open (the API's handlers hold it from the start).
+    pub ingest: Arc<ingest::IngestHandle>,
 }
 
 impl Node {
@@ -64,6 +70,8 @@ impl Node {
             ready: AtomicBool::new(false),
             alerting: OnceLock::new(),
             cluster_runtime: OnceLock::new(),
+            tsdb: OnceLock::new(),
+            ingest: ingest::IngestHandle::new(),
         }
     }
 
@@ -78,6 +86,11 @@ impl Node {
     /// The alerting runtime, once storage is open.
     pub fn alerting(&self) -> Option<&Arc<alerting::AlertingRuntime>> {
         self.alerting.get()
+    }
+
+    /// The time-series database, once it is open.
+    pub fn tsdb(&self) -> Option<&Arc<crate::tsdb::Tsdb>> {
+        self.tsdb.get()
     }
 
     /// The cluster runtime of a clustered node, once it joined its mesh.
@@ -118,6 +131,11 @@ impl Node {
                     self.telemetry.record_reload(false, jiff::Timestamp::now());
                     tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
                     return Err(errors);
+                }
+                if let Some(ingest) = self.ingest.get()
+                    && let Err(error) = ingest.apply_config(&loaded)
+                {
+                    tracing::error!(%error, "some scrape jobs could not be applied");
                 }
                 // The write guard lives only for the swap: holding it while anything else reads
                 // the config (even the log line below) would deadlock.
@@ -207,6 +225,17 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
 
     let _storage_lock = storage::open(&node.options.storage_path)?;
+    let tsdb = tsdb_metrics::open(&node.options.storage_path).await?;
+    let _ = node.tsdb.set(Arc::clone(&tsdb));
+    node.telemetry
+        .register_collector(Box::new(tsdb_metrics::TsdbMetrics(Arc::clone(&tsdb))));
+    let compaction_task = tokio::spawn(tsdb_metrics::compact_periodically(
+        Arc::clone(&tsdb),
+        shutdown_receiver.clone(),
+    ));
+    let ingest_runtime = ingest::start(&node.config(), Arc::clone(&tsdb), &options::host_name())
+        .map_err(|error| anyhow::anyhow!(error))?;
+    node.ingest.set(Arc::clone(&ingest_runtime));
     let alerting = Arc::new(alerting::AlertingRuntime::open(
         &node.options.storage_path,
         &node.config(),
@@ -256,7 +285,9 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         }
     }
     signals.abort();
+    ingest_runtime.stop().await;
     let _ = alerting_task.await;
+    let _ = compaction_task.await;
     if let Some(runtime) = node.cluster_runtime() {
         runtime.shutdown().await;
     }

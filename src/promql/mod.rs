@@ -18,6 +18,7 @@ pub mod memory;
 pub mod parse;
 pub mod promqltest;
 pub mod storage;
+pub mod tsdb_source;
 pub mod value;
 
 pub use engine::{Engine, QueryError, QueryResult};

@@ -80,6 +80,16 @@ pub struct NewBlock {
 
 /// Writes a block under `parent` and returns its meta. Chunks must lie in the block's range.
 pub fn write_block(parent: &Path, block: NewBlock) -> Result<BlockMeta, TsdbError> {
+    write_block_compacted(parent, block, None)
+}
+
+/// [`write_block`] for a compaction's result: `compaction` gives its level and the level-1
+/// blocks it descends from (`None`: a level-1 block that is its own source).
+pub fn write_block_compacted(
+    parent: &Path,
+    block: NewBlock,
+    compaction: Option<(u32, Vec<Ulid>)>,
+) -> Result<BlockMeta, TsdbError> {
     let NewBlock {
         mut series,
         min_time,
@@ -137,10 +147,17 @@ pub fn write_block(parent: &Path, block: NewBlock) -> Result<BlockMeta, TsdbErro
         min_time,
         max_time,
         stats,
-        compaction: BlockCompaction {
-            level: 1,
-            sources: vec![ulid],
-            failed: false,
+        compaction: match compaction {
+            Some((level, sources)) => BlockCompaction {
+                level,
+                sources,
+                failed: false,
+            },
+            None => BlockCompaction {
+                level: 1,
+                sources: vec![ulid],
+                failed: false,
+            },
         },
         version: 1,
     };
@@ -221,6 +238,11 @@ impl Block {
         &self.meta
     }
 
+    /// Bytes on disk (every file in the block's folder, one level of sub-folders deep).
+    pub fn size_bytes(&self) -> u64 {
+        folder_bytes(&self.folder)
+    }
+
     /// Its index.
     pub fn index(&self) -> &IndexReader {
         &self.index
@@ -240,4 +262,29 @@ impl Block {
             _ => None,
         })
     }
+}
+
+/// Bytes of the files in `folder` and its sub-folders (two levels, as blocks and the WAL
+/// have); unreadable entries count as zero.
+pub fn folder_bytes(folder: &Path) -> u64 {
+    fn walk(folder: &Path, depth: u32) -> u64 {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return 0;
+        };
+        let mut total = 0u64;
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            if metadata.is_dir() {
+                if depth > 0 {
+                    total = total.saturating_add(walk(&entry.path(), depth - 1));
+                }
+            } else {
+                total = total.saturating_add(metadata.len());
+            }
+        }
+        total
+    }
+    walk(folder, 2)
 }

@@ -1,26 +1,35 @@
 //! [`Tsdb`]: one data folder — persisted blocks, the head, and its write-ahead log — behind an
 //! appender and a querier.
 //!
-//! Folder layout (Prometheus's): `<dir>/<ULID>/` per block, `<dir>/wal/00000000…`.
+//! Folder layout (Prometheus's): `<dir>/<ULID>/` per block, `<dir>/wal/00000000…` and
+//! `<dir>/wal/checkpoint.NNNNNNNN/`.
+//!
+//! Compaction ([`Tsdb::compact`]): while the head spans more than 1.5 chunk ranges, its oldest
+//! range is written as a block and dropped from the head; then the WAL segments before the
+//! current one are folded into a checkpoint; then blocks are merged by the leveled planner
+//! ([`super::compact`]) and blocks beyond retention deleted.
 //!
 //! Durability: [`Appender::commit`] writes the batch's records (and Series records for series
 //! not logged yet) to the WAL and fsyncs before it applies the samples to the head and returns.
 //! Commits are serialised by the WAL lock, so the head applies samples in WAL order and replay
 //! reproduces exactly the head a crash interrupted.
 
-use super::block::{Block, TMP_FOR_CREATION};
+use super::block::{Block, NewBlock, TMP_FOR_CREATION, folder_bytes, write_block};
+use super::compact;
 use super::error::TsdbError;
 use super::head::{AppendError, Head};
 use super::index::postings_for_matchers;
 use super::labels::{Labels, Matcher};
 use super::meta::Ulid;
 use super::querier::{ChunkData, Series, SeriesCollector};
+use super::wal::checkpoint;
 use super::wal::record::{self, Record, RefSample};
 use super::wal::segment::{self, DEFAULT_SEGMENT_BYTES, WalCorruption, WalWriter};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 /// Options of a data folder.
 #[derive(Debug, Clone)]
@@ -29,13 +38,24 @@ pub struct TsdbOptions {
     pub chunk_range_ms: i64,
     /// WAL segment size in bytes.
     pub wal_segment_bytes: usize,
+    /// Blocks ending more than this before the newest block's end are deleted
+    /// (`--storage.tsdb.retention.time`; Prometheus's default is 15 days). `None`: no limit.
+    pub retention_ms: Option<i64>,
+    /// The oldest blocks are deleted while blocks and WAL together exceed this many bytes
+    /// (`--storage.tsdb.retention.size`). `None`: no limit.
+    pub retention_bytes: Option<u64>,
 }
+
+/// Prometheus's default time retention.
+pub const DEFAULT_RETENTION_MS: i64 = 15 * 24 * 3600 * 1000;
 
 impl Default for TsdbOptions {
     fn default() -> Self {
         TsdbOptions {
             chunk_range_ms: 2 * 3600 * 1000,
             wal_segment_bytes: DEFAULT_SEGMENT_BYTES,
+            retention_ms: Some(DEFAULT_RETENTION_MS),
+            retention_bytes: None,
         }
     }
 }
@@ -53,8 +73,12 @@ pub struct ReplayReport {
     pub unknown_series_samples: u64,
     /// Samples the head refused on replay (they were refused when first committed, too).
     pub rejected_samples: u64,
-    /// Records of kinds not replayed, and compressed records we cannot read yet.
+    /// Records of kinds not replayed, and Snappy records that did not decompress.
     pub skipped_records: u64,
+    /// Snappy-compressed records read (Prometheus's WAL compression).
+    pub decompressed_records: u64,
+    /// The checkpoint replayed first, if any (its number: the last segment it covers).
+    pub checkpoint: Option<u64>,
     /// Damaged segments: each was cut back to its last whole record.
     pub corruptions: Vec<WalCorruption>,
 }
@@ -87,14 +111,98 @@ impl AppendCounters {
 /// A series' reference in the head, stable for the life of the head.
 pub type SeriesRef = u64;
 
+/// Counters behind [`TsdbStats`].
+#[derive(Debug, Default)]
+struct Activity {
+    fsync_nanos: AtomicU64,
+    fsyncs: AtomicU64,
+    commits_waiting: AtomicU64,
+    head_compactions: AtomicU64,
+    block_compactions: AtomicU64,
+    compaction_failures: AtomicU64,
+    checkpoints: AtomicU64,
+    retention_deletions: AtomicU64,
+}
+
+/// What [`Tsdb::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Blocks written from the head.
+    pub head_blocks: u64,
+    /// Blocks written by merging blocks.
+    pub merged_blocks: u64,
+    /// Blocks deleted because a merge replaced them.
+    pub replaced_blocks: u64,
+    /// Blocks deleted by retention.
+    pub retention_deleted: u64,
+    /// The checkpoint written, if any.
+    pub checkpoint: Option<checkpoint::CheckpointStats>,
+}
+
+/// The storage's gauges and counters, for `tocsin_tsdb_*` metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TsdbStats {
+    /// Series in the head.
+    pub head_series: u64,
+    /// Chunks in the head.
+    pub head_chunks: u64,
+    /// Oldest and newest timestamps in the head.
+    pub head_min_time: Option<i64>,
+    /// Newest timestamp in the head.
+    pub head_max_time: Option<i64>,
+    /// Persisted blocks.
+    pub blocks: u64,
+    /// Bytes of the persisted blocks.
+    pub blocks_bytes: u64,
+    /// Bytes of the WAL folder (segments and checkpoint).
+    pub wal_bytes: u64,
+    /// WAL fsyncs done by commits, and their total duration in seconds.
+    pub wal_fsyncs: u64,
+    /// Sum of WAL fsync durations, seconds.
+    pub wal_fsync_seconds: f64,
+    /// Commits waiting for the WAL right now (the fsync backlog).
+    pub commits_waiting: u64,
+    /// Head blocks written.
+    pub head_compactions: u64,
+    /// Block merges done.
+    pub block_compactions: u64,
+    /// Compactions that failed.
+    pub compaction_failures: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Blocks deleted by retention.
+    pub retention_deletions: u64,
+    /// Refused samples by reason: out of order, out of bounds, duplicate, empty labels.
+    pub refused_out_of_order: u64,
+    /// See `refused_out_of_order`.
+    pub refused_out_of_bounds: u64,
+    /// See `refused_out_of_order`.
+    pub refused_duplicate: u64,
+    /// See `refused_out_of_order`.
+    pub refused_empty_labels: u64,
+    /// Head span / (1.5 × chunk range): above 1, head compaction is overdue.
+    pub head_pressure: f64,
+    /// Commits waiting / [`WAL_BACKLOG_FULL`]: above 1, the disk does not keep up with fsyncs.
+    pub wal_pressure: f64,
+    /// The larger of the two: at or above 1, storage is falling behind.
+    pub pressure: f64,
+}
+
+/// The number of commits queued on the WAL at which [`TsdbStats::wal_pressure`] reaches 1.
+pub const WAL_BACKLOG_FULL: u64 = 8;
+
 /// An open data folder.
 #[derive(Debug)]
 pub struct Tsdb {
     folder: PathBuf,
+    options: TsdbOptions,
     blocks: RwLock<Vec<Arc<Block>>>,
     head: RwLock<Head>,
     wal: Mutex<WalWriter>,
+    /// Serialises compactions.
+    compaction: Mutex<()>,
     counters: AppendCounters,
+    activity: Activity,
     replay: ReplayReport,
 }
 
@@ -124,12 +232,225 @@ impl Tsdb {
         let wal = WalWriter::create(&wal_folder, next_segment, options.wal_segment_bytes)?;
         Ok(Tsdb {
             folder: folder.to_path_buf(),
+            options,
             blocks: RwLock::new(blocks),
             head: RwLock::new(head),
             wal: Mutex::new(wal),
+            compaction: Mutex::new(()),
             counters: AppendCounters::default(),
+            activity: Activity::default(),
             replay: report,
         })
+    }
+
+    /// Persists what is due and applies retention: head blocks while the head spans more
+    /// than 1.5 chunk ranges (then a WAL checkpoint), block merges by the leveled planner,
+    /// and deletion of blocks beyond retention. Safe to call at any time, concurrently with
+    /// appends and queries; the node calls it periodically (Prometheus: every minute).
+    pub fn compact(&self) -> Result<CompactionReport, TsdbError> {
+        let _serialised = lock(&self.compaction);
+        let result = self.compact_locked();
+        if result.is_err() {
+            self.activity
+                .compaction_failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn compact_locked(&self) -> Result<CompactionReport, TsdbError> {
+        let mut report = CompactionReport::default();
+        let mut truncated_to = None;
+        loop {
+            let (min_time, max_time, series) = {
+                let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
+                let Some((min_time, max_time)) = head.compactable_window() else {
+                    break;
+                };
+                // No append can reach the window any more (it is also more than half a
+                // range behind the newest sample).
+                head.min_valid_time = head.min_valid_time.max(max_time);
+                (min_time, max_time, head.block_series(min_time, max_time))
+            };
+            if !series.is_empty() {
+                let meta = write_block(
+                    &self.folder,
+                    NewBlock {
+                        series,
+                        min_time,
+                        max_time,
+                        created_unix_millis: unix_millis(),
+                    },
+                )?;
+                let block = Block::open(&self.folder.join(meta.ulid.to_string()))?;
+                self.add_block(block);
+                report.head_blocks += 1;
+                self.activity
+                    .head_compactions
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
+            head.truncate(max_time);
+            truncated_to = Some(max_time);
+        }
+        if let Some(cut) = truncated_to {
+            report.checkpoint = Some(self.checkpoint(cut)?);
+        }
+        self.compact_blocks(&mut report)?;
+        self.apply_retention(&mut report)?;
+        Ok(report)
+    }
+
+    /// Closes the current WAL segment and folds every earlier one into a checkpoint that
+    /// keeps the head's series and the samples from `min_time` on.
+    fn checkpoint(&self, min_time: i64) -> Result<checkpoint::CheckpointStats, TsdbError> {
+        let (wal_folder, last, live) = {
+            let mut wal = lock(&self.wal);
+            let last = wal.next_segment()?;
+            // Under the WAL lock: every series a commit logged so far is in this set or gone
+            // from the head; later ones are logged in the new segment.
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            (wal.folder().to_path_buf(), last, head.series_refs())
+        };
+        let stats = checkpoint::create(&wal_folder, last, &|r| live.contains(&r), min_time)?;
+        self.activity.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(stats)
+    }
+
+    fn add_block(&self, block: Block) {
+        let mut blocks = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+        blocks.push(Arc::new(block));
+        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid));
+    }
+
+    fn compact_blocks(&self, report: &mut CompactionReport) -> Result<(), TsdbError> {
+        let ranges = compact::block_ranges(
+            self.options.chunk_range_ms,
+            compact::max_block_duration(self.options.retention_ms),
+        );
+        // Each merge removes at least one block, so this ends; the bound is a safeguard.
+        for _ in 0..10_000 {
+            let blocks: Vec<Arc<Block>> = self
+                .blocks
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let metas: Vec<_> = blocks.iter().map(|b| b.meta().clone()).collect();
+            let Some(chosen) = compact::plan(&metas, &ranges) else {
+                return Ok(());
+            };
+            let sources: Vec<&Block> = chosen.iter().map(|&i| &*blocks[i]).collect();
+            let meta = compact::merge_blocks(&self.folder, &sources, unix_millis())?;
+            let merged = Block::open(&self.folder.join(meta.ulid.to_string()))?;
+            let replaced: BTreeSet<_> = chosen.iter().map(|&i| metas[i].ulid).collect();
+            {
+                let mut current = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+                current.retain(|b| !replaced.contains(&b.meta().ulid));
+                current.push(Arc::new(merged));
+                current.sort_by_key(|b| (b.meta().min_time, b.meta().ulid));
+            }
+            for &index in &chosen {
+                delete_block_folder(blocks[index].folder())?;
+            }
+            report.merged_blocks += 1;
+            report.replaced_blocks += chosen.len() as u64;
+            self.activity
+                .block_compactions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn apply_retention(&self, report: &mut CompactionReport) -> Result<(), TsdbError> {
+        if self.options.retention_ms.is_none() && self.options.retention_bytes.is_none() {
+            return Ok(());
+        }
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let metas: Vec<_> = blocks.iter().map(|b| b.meta().clone()).collect();
+        let sizes: Vec<u64> = if self.options.retention_bytes.is_some() {
+            blocks.iter().map(|b| b.size_bytes()).collect()
+        } else {
+            vec![0; blocks.len()]
+        };
+        let wal_bytes = folder_bytes(&self.folder.join("wal"));
+        let doomed = compact::beyond_retention(
+            &metas,
+            &sizes,
+            wal_bytes,
+            self.options.retention_ms,
+            self.options.retention_bytes,
+        );
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let ulids: BTreeSet<_> = doomed.iter().map(|&i| metas[i].ulid).collect();
+        self.blocks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|b| !ulids.contains(&b.meta().ulid));
+        for &index in &doomed {
+            delete_block_folder(blocks[index].folder())?;
+        }
+        report.retention_deleted += doomed.len() as u64;
+        self.activity
+            .retention_deletions
+            .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The storage's gauges and counters (walks the block and WAL folders for sizes).
+    pub fn stats(&self) -> TsdbStats {
+        let (head_series, head_chunks, head_min_time, head_max_time) = {
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            (
+                head.num_series() as u64,
+                head.num_chunks(),
+                head.min_time(),
+                head.max_time(),
+            )
+        };
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let activity = &self.activity;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let span = match (head_min_time, head_max_time) {
+            (Some(min), Some(max)) => max.saturating_sub(min) as f64,
+            _ => 0.0,
+        };
+        let head_pressure = span / (1.5 * self.options.chunk_range_ms.max(1) as f64);
+        let commits_waiting = load(&activity.commits_waiting);
+        let wal_pressure = commits_waiting as f64 / WAL_BACKLOG_FULL as f64;
+        TsdbStats {
+            head_series,
+            head_chunks,
+            head_min_time,
+            head_max_time,
+            blocks: blocks.len() as u64,
+            blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
+            wal_bytes: folder_bytes(&self.folder.join("wal")),
+            wal_fsyncs: load(&activity.fsyncs),
+            wal_fsync_seconds: Duration::from_nanos(load(&activity.fsync_nanos)).as_secs_f64(),
+            commits_waiting,
+            head_compactions: load(&activity.head_compactions),
+            block_compactions: load(&activity.block_compactions),
+            compaction_failures: load(&activity.compaction_failures),
+            checkpoints: load(&activity.checkpoints),
+            retention_deletions: load(&activity.retention_deletions),
+            refused_out_of_order: load(&self.counters.out_of_order),
+            refused_out_of_bounds: load(&self.counters.out_of_bounds),
+            refused_duplicate: load(&self.counters.duplicate),
+            refused_empty_labels: load(&self.counters.empty_labels),
+            head_pressure,
+            wal_pressure,
+            pressure: head_pressure.max(wal_pressure),
+        }
     }
 
     /// The data folder.
@@ -165,6 +486,7 @@ impl Tsdb {
             tsdb: self,
             pending: Vec::new(),
             newest: HashMap::new(),
+            labels: HashMap::new(),
         }
     }
 
@@ -178,15 +500,42 @@ impl Tsdb {
     }
 }
 
+/// Milliseconds since the epoch (0 if the clock is before it), for block ids.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The suffix a block folder gets while it is deleted (Prometheus's).
+const TMP_FOR_DELETION: &str = ".tmp-for-deletion";
+
+/// Deletes a block folder crash-safely: renamed first (so a half-deleted block is never
+/// opened as a block), then removed.
+fn delete_block_folder(folder: &Path) -> Result<(), TsdbError> {
+    let Some(parent) = folder.parent() else {
+        return Err(TsdbError::Usage(format!(
+            "block folder {} has no parent",
+            folder.display()
+        )));
+    };
+    let mut name = folder.as_os_str().to_os_string();
+    name.push(TMP_FOR_DELETION);
+    let doomed = PathBuf::from(name);
+    std::fs::rename(folder, &doomed).map_err(TsdbError::io(folder))?;
+    super::chunks::sync_folder(parent)?;
+    std::fs::remove_dir_all(&doomed).map_err(TsdbError::io(&doomed))
+}
+
 fn open_blocks(folder: &Path) -> Result<Vec<Arc<Block>>, TsdbError> {
-    let mut blocks = Vec::new();
+    let mut blocks: Vec<Arc<Block>> = Vec::new();
     for entry in std::fs::read_dir(folder).map_err(TsdbError::io(folder))? {
         let entry = entry.map_err(TsdbError::io(folder))?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if name.ends_with(TMP_FOR_CREATION) {
+        if name.ends_with(TMP_FOR_CREATION) || name.ends_with(TMP_FOR_DELETION) {
             // A block whose writing a crash interrupted: never renamed, never visible.
             std::fs::remove_dir_all(&path).map_err(TsdbError::io(&path))?;
             continue;
@@ -195,77 +544,129 @@ fn open_blocks(folder: &Path) -> Result<Vec<Arc<Block>>, TsdbError> {
             blocks.push(Arc::new(Block::open(&path)?));
         }
     }
+    // A crash after a merge and before its sources were deleted leaves both: the sources are
+    // the blocks whose level-1 ancestors a higher-level block covers entirely.
+    let parents: Vec<usize> = (0..blocks.len())
+        .filter(|&i| {
+            let meta = blocks[i].meta();
+            blocks.iter().any(|other| {
+                let theirs = other.meta();
+                theirs.ulid != meta.ulid
+                    && theirs.compaction.level > meta.compaction.level
+                    && !meta.compaction.sources.is_empty()
+                    && meta
+                        .compaction
+                        .sources
+                        .iter()
+                        .all(|s| theirs.compaction.sources.contains(s))
+            })
+        })
+        .collect();
+    for &index in parents.iter().rev() {
+        let block = blocks.remove(index);
+        tracing::info!(folder = %block.folder().display(), "deleting a block a compaction replaced");
+        delete_block_folder(block.folder())?;
+    }
     blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid));
     Ok(blocks)
 }
 
-/// Replays every segment into `head`; returns the report and the next segment number.
+/// Replays the newest checkpoint, then the segments after it, into `head`; returns the report
+/// and the number for the next segment.
 fn replay_wal(wal_folder: &Path, head: &mut Head) -> Result<(ReplayReport, u64), TsdbError> {
     let mut report = ReplayReport::default();
-    let segments = segment::list_segments(wal_folder)?;
+    checkpoint::remove_temporary(wal_folder)?;
     // WAL refs → head refs (equal unless a series appeared under two refs).
     let mut refs: HashMap<u64, u64> = HashMap::new();
+    let mut after = 0;
+    if let Some((number, folder)) = checkpoint::last_checkpoint(wal_folder)? {
+        for segment_number in segment::list_segments(&folder)? {
+            let path = segment::segment_path(&folder, segment_number);
+            replay_segment(&path, head, &mut refs, &mut report)?;
+        }
+        report.checkpoint = Some(number);
+        after = number + 1;
+    }
+    let segments = segment::list_segments(wal_folder)?;
     for &number in &segments {
         let path = segment::segment_path(wal_folder, number);
-        let contents = segment::read_segment(&path)?;
-        report.segments += 1;
-        report.skipped_records += contents.compressed_skipped;
-        for bytes in &contents.records {
-            let decoded = match record::decode(bytes) {
-                Ok(decoded) => decoded,
-                Err(error) => {
-                    // The fragment checksums held, so this is a writer bug or a format we do
-                    // not know: skip the record, keep going.
-                    tracing::warn!(file = %path.display(), %error, "undecodable WAL record skipped");
-                    report.skipped_records += 1;
-                    continue;
-                }
-            };
-            match decoded {
-                Record::Series(series) => {
-                    for (wal_ref, labels) in series {
-                        let head_ref = head.insert_series(wal_ref, labels);
-                        if let Some(series) = head.series_mut(head_ref) {
-                            series.logged = true;
-                        }
-                        refs.insert(wal_ref, head_ref);
-                        report.series += 1;
-                    }
-                }
-                Record::Samples(samples) => {
-                    for sample in samples {
-                        let Some(&head_ref) = refs.get(&sample.series_ref) else {
-                            report.unknown_series_samples += 1;
-                            continue;
-                        };
-                        match head.append(head_ref, sample.timestamp, sample.value) {
-                            Ok(_) => report.samples += 1,
-                            Err(_) => report.rejected_samples += 1,
-                        }
-                    }
-                }
-                Record::Other(_) => report.skipped_records += 1,
-            }
+        if number < after {
+            // Folded into the checkpoint; a crash came before its deletion.
+            std::fs::remove_file(&path).map_err(TsdbError::io(&path))?;
+            continue;
         }
-        if let Some(corruption) = contents.corruption {
-            tracing::warn!(
-                file = %corruption.path.display(),
-                offset = corruption.offset,
-                reason = %corruption.reason,
-                "damaged WAL segment cut back to its last whole record"
-            );
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(TsdbError::io(&path))?;
-            file.set_len(corruption.offset)
-                .map_err(TsdbError::io(&path))?;
-            file.sync_all().map_err(TsdbError::io(&path))?;
-            report.corruptions.push(corruption);
+        replay_segment(&path, head, &mut refs, &mut report)?;
+    }
+    let next = segments.last().map_or(after, |last| (last + 1).max(after));
+    Ok((report, next))
+}
+
+/// Replays one segment (of the WAL or of a checkpoint), cutting a damaged one back to its
+/// last whole record.
+fn replay_segment(
+    path: &Path,
+    head: &mut Head,
+    refs: &mut HashMap<u64, u64>,
+    report: &mut ReplayReport,
+) -> Result<(), TsdbError> {
+    let contents = segment::read_segment(path)?;
+    report.segments += 1;
+    report.skipped_records += contents.compressed_skipped;
+    report.decompressed_records += contents.decompressed;
+    for bytes in &contents.records {
+        let decoded = match record::decode(bytes) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                // The fragment checksums held, so this is a writer bug or a format we do
+                // not know: skip the record, keep going.
+                tracing::warn!(file = %path.display(), %error, "undecodable WAL record skipped");
+                report.skipped_records += 1;
+                continue;
+            }
+        };
+        match decoded {
+            Record::Series(series) => {
+                for (wal_ref, labels) in series {
+                    let head_ref = head.insert_series(wal_ref, labels);
+                    if let Some(series) = head.series_mut(head_ref) {
+                        series.logged = true;
+                    }
+                    refs.insert(wal_ref, head_ref);
+                    report.series += 1;
+                }
+            }
+            Record::Samples(samples) => {
+                for sample in samples {
+                    let Some(&head_ref) = refs.get(&sample.series_ref) else {
+                        report.unknown_series_samples += 1;
+                        continue;
+                    };
+                    match head.append(head_ref, sample.timestamp, sample.value) {
+                        Ok(_) => report.samples += 1,
+                        Err(_) => report.rejected_samples += 1,
+                    }
+                }
+            }
+            Record::Other(_) => report.skipped_records += 1,
         }
     }
-    let next = segments.last().map_or(0, |last| last + 1);
-    Ok((report, next))
+    if let Some(corruption) = contents.corruption {
+        tracing::warn!(
+            file = %corruption.path.display(),
+            offset = corruption.offset,
+            reason = %corruption.reason,
+            "damaged WAL segment cut back to its last whole record"
+        );
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(TsdbError::io(path))?;
+        file.set_len(corruption.offset)
+            .map_err(TsdbError::io(path))?;
+        file.sync_all().map_err(TsdbError::io(path))?;
+        report.corruptions.push(corruption);
+    }
+    Ok(())
 }
 
 /// A batch of samples, durable and visible together at [`Appender::commit`]. Dropping it
@@ -276,6 +677,8 @@ pub struct Appender<'a> {
     pending: Vec<RefSample>,
     /// Newest pending sample per series, for order checks inside the batch.
     newest: HashMap<u64, (i64, u64)>,
+    /// Labels of the batch's series, to re-create one a head compaction dropped meanwhile.
+    labels: HashMap<u64, Labels>,
 }
 
 /// The outcome of a commit.
@@ -304,7 +707,7 @@ impl Appender<'_> {
     fn try_append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let series_ref = {
             let mut head = self.tsdb.head.write().unwrap_or_else(|p| p.into_inner());
-            if t < head.min_valid_time {
+            if t < head.appendable_min_time() {
                 return Err(AppendError::OutOfBounds);
             }
             let (series_ref, _) = head.get_or_create(labels)?;
@@ -326,7 +729,9 @@ impl Appender<'_> {
                 return Err(AppendError::Duplicate);
             }
         }
-        self.newest.insert(series_ref, (t, v.to_bits()));
+        if self.newest.insert(series_ref, (t, v.to_bits())).is_none() {
+            self.labels.insert(series_ref, labels.clone());
+        }
         self.pending.push(RefSample {
             series_ref,
             timestamp: t,
@@ -352,11 +757,40 @@ impl Appender<'_> {
             return Ok(CommitStats::default());
         }
         let tsdb = self.tsdb;
+        let Appender {
+            mut pending,
+            labels,
+            ..
+        } = self;
+        tsdb.activity
+            .commits_waiting
+            .fetch_add(1, Ordering::Relaxed);
         let mut wal = lock(&tsdb.wal);
+        tsdb.activity
+            .commits_waiting
+            .fetch_sub(1, Ordering::Relaxed);
         // Series records first, for series no commit has logged yet.
         let unlogged: Vec<(u64, Labels)> = {
             let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
-            let refs: BTreeSet<u64> = self.pending.iter().map(|s| s.series_ref).collect();
+            // A head compaction may have dropped a series of this batch (it had no samples
+            // left): re-create it, under its old reference if it is still free.
+            let mut remap: HashMap<u64, u64> = HashMap::new();
+            for (&series_ref, series_labels) in &labels {
+                if head.series(series_ref).is_none() {
+                    let now = head.insert_series(series_ref, series_labels.clone());
+                    if now != series_ref {
+                        remap.insert(series_ref, now);
+                    }
+                }
+            }
+            if !remap.is_empty() {
+                for sample in &mut pending {
+                    if let Some(&now) = remap.get(&sample.series_ref) {
+                        sample.series_ref = now;
+                    }
+                }
+            }
+            let refs: BTreeSet<u64> = pending.iter().map(|s| s.series_ref).collect();
             let mut unlogged = Vec::new();
             for series_ref in refs {
                 if let Some(series) = head.series_mut(series_ref)
@@ -374,10 +808,17 @@ impl Appender<'_> {
                     unlogged.iter().map(|(r, l)| (*r, l)),
                 ))?;
             }
-            for batch in self.pending.chunks(SAMPLES_PER_RECORD) {
+            for batch in pending.chunks(SAMPLES_PER_RECORD) {
                 wal.log(&record::encode_samples(batch))?;
             }
-            wal.sync()
+            let started = Instant::now();
+            let synced = wal.sync();
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            tsdb.activity
+                .fsync_nanos
+                .fetch_add(nanos, Ordering::Relaxed);
+            tsdb.activity.fsyncs.fetch_add(1, Ordering::Relaxed);
+            synced
         })();
         let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
         if let Err(error) = written {
@@ -391,7 +832,14 @@ impl Appender<'_> {
             return Err(error);
         }
         let mut stats = CommitStats::default();
-        for sample in &self.pending {
+        let min_time = head.appendable_min_time();
+        for sample in &pending {
+            if sample.timestamp < min_time {
+                // A concurrent commit moved the head on by more than half a range.
+                tsdb.counters.count(AppendError::OutOfBounds);
+                stats.rejected += 1;
+                continue;
+            }
             match head.append(sample.series_ref, sample.timestamp, sample.value) {
                 Ok(_) => stats.appended += 1,
                 Err(error) => {

@@ -2,7 +2,8 @@
 //! last one is appended to in place. Series get a stable reference at creation (the reference
 //! the WAL records use), and a postings index by label pair.
 
-use super::chunkenc::XorChunk;
+use super::block::{BlockChunk, BlockSeries};
+use super::chunkenc::{XorChunk, decode_xor};
 use super::error::TsdbError;
 use super::index::PostingsSource;
 use super::labels::Labels;
@@ -161,6 +162,8 @@ pub struct Head {
     /// Samples older than this are out of bounds (they belong to persisted blocks).
     pub min_valid_time: i64,
     chunk_count: u64,
+    /// Newest timestamp ever appended (`i64::MIN` while empty).
+    max_time: i64,
 }
 
 impl Head {
@@ -174,7 +177,133 @@ impl Head {
             chunk_range,
             min_valid_time: i64::MIN,
             chunk_count: 0,
+            max_time: i64::MIN,
         }
+    }
+
+    /// The chunk range (milliseconds).
+    pub fn chunk_range(&self) -> i64 {
+        self.chunk_range
+    }
+
+    /// Newest timestamp in the head, if any sample was appended.
+    pub fn max_time(&self) -> Option<i64> {
+        (self.max_time != i64::MIN).then_some(self.max_time)
+    }
+
+    /// Oldest timestamp still in the head (a walk over the series).
+    pub fn min_time(&self) -> Option<i64> {
+        self.series
+            .values()
+            .filter_map(|s| s.chunks.first().map(|c| c.min_time))
+            .min()
+    }
+
+    /// The oldest timestamp a writer may append, as Prometheus's appender has it: no older
+    /// than the persisted blocks, and no more than half a chunk range behind the head's newest
+    /// sample, so a head compaction's window never receives samples after it was cut.
+    pub fn appendable_min_time(&self) -> i64 {
+        let window = self.max_time.saturating_sub(self.chunk_range / 2);
+        self.min_valid_time.max(window)
+    }
+
+    /// The window `[min, max)` Prometheus would persist next: once the head spans more than
+    /// 1.5 chunk ranges, from its oldest sample to the end of that sample's aligned range.
+    pub fn compactable_window(&self) -> Option<(i64, i64)> {
+        let max = self.max_time()?;
+        let min = self.min_time()?;
+        if max.saturating_sub(min) <= self.chunk_range / 2 * 3 {
+            return None;
+        }
+        Some((min, range_end(min, self.chunk_range)))
+    }
+
+    /// The head's samples in `[min_time, max_time)` as block series: chunks inside the window
+    /// are copied as they are; a chunk straddling its end (only if the chunk range changed
+    /// between runs) is re-encoded up to the end.
+    pub fn block_series(&self, min_time: i64, max_time: i64) -> Vec<BlockSeries> {
+        let mut out = Vec::new();
+        for series in self.series.values() {
+            let mut chunks = Vec::new();
+            for chunk in &series.chunks {
+                if chunk.min_time >= max_time || chunk.max_time < min_time {
+                    continue;
+                }
+                if chunk.min_time >= min_time && chunk.max_time < max_time {
+                    chunks.push(BlockChunk {
+                        min_time: chunk.min_time,
+                        max_time: chunk.max_time,
+                        data: chunk.chunk.bytes().to_vec(),
+                    });
+                    continue;
+                }
+                // Our own chunk bytes: decoding cannot fail, and if it did the samples
+                // stay in the head (truncate keeps straddling chunks).
+                let samples: Vec<(i64, f64)> = decode_xor(chunk.chunk.bytes())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|&(t, _)| t >= min_time && t < max_time)
+                    .collect();
+                chunks.extend(super::block::chunks_from_samples(&samples));
+            }
+            if !chunks.is_empty() {
+                out.push(BlockSeries {
+                    labels: series.labels.clone(),
+                    chunks,
+                });
+            }
+        }
+        out
+    }
+
+    /// Drops the chunks that end before `max_time` (now persisted in a block), and the series
+    /// left without chunks; raises the lower bound of appends to `max_time`. Returns how many
+    /// series were removed.
+    pub fn truncate(&mut self, max_time: i64) -> usize {
+        self.min_valid_time = self.min_valid_time.max(max_time);
+        let mut removed_chunks = 0u64;
+        let mut empty = Vec::new();
+        for (&series_ref, series) in self.series.iter_mut() {
+            let before = series.chunks.len();
+            series.chunks.retain(|c| c.max_time >= max_time);
+            removed_chunks += (before - series.chunks.len()) as u64;
+            if series.chunks.is_empty() {
+                empty.push(series_ref);
+            }
+        }
+        self.chunk_count = self.chunk_count.saturating_sub(removed_chunks);
+        for series_ref in &empty {
+            self.remove_series(*series_ref);
+        }
+        empty.len()
+    }
+
+    fn remove_series(&mut self, series_ref: u64) {
+        let Some(series) = self.series.remove(&series_ref) else {
+            return;
+        };
+        self.by_labels.remove(&series.labels);
+        for label in series.labels.iter() {
+            let Some(values) = self.postings.get_mut(&label.name) else {
+                continue;
+            };
+            if let Some(refs) = values.get_mut(&label.value) {
+                if let Ok(position) = refs.binary_search(&series_ref) {
+                    refs.remove(position);
+                }
+                if refs.is_empty() {
+                    values.remove(&label.value);
+                }
+            }
+            if values.is_empty() {
+                self.postings.remove(&label.name);
+            }
+        }
+    }
+
+    /// References of every series, for a checkpoint's "still live" test.
+    pub fn series_refs(&self) -> std::collections::HashSet<u64> {
+        self.series.keys().copied().collect()
     }
 
     /// The series for `labels`, created if new; `true` when it was created.
@@ -241,6 +370,7 @@ impl Head {
         if series.append(t, v, chunk_range)? {
             self.chunk_count += 1;
         }
+        self.max_time = self.max_time.max(t);
         Ok(true)
     }
 
@@ -339,6 +469,48 @@ mod tests {
         assert_eq!(
             head.get_or_create(&Labels::default()),
             Err(AppendError::EmptyLabels)
+        );
+    }
+
+    #[test]
+    fn compaction_window_and_truncation() {
+        let mut head = Head::new(TWO_HOURS);
+        let (a, _) = head.get_or_create(&Labels::new([("s", "a")])).unwrap();
+        let (b, _) = head.get_or_create(&Labels::new([("s", "b")])).unwrap();
+        // `b` only has samples in the first hour; `a` runs for 3.5 h from 10 min in.
+        head.append(b, 600_000, 1.0).unwrap();
+        head.append(b, 3_600_000, 1.0).unwrap();
+        for i in 0..=(7 * 1800 / 15) {
+            head.append(a, 600_000 + i * 15_000, i as f64).unwrap();
+        }
+        assert_eq!(
+            head.appendable_min_time(),
+            600_000 + 7 * 1_800_000 - TWO_HOURS / 2
+        );
+        let (min, max) = head.compactable_window().unwrap();
+        assert_eq!((min, max), (600_000, TWO_HOURS));
+        let series = head.block_series(min, max);
+        assert_eq!(series.len(), 2);
+        for s in &series {
+            assert!(
+                s.chunks
+                    .iter()
+                    .all(|c| c.min_time >= min && c.max_time < max)
+            );
+        }
+        assert_eq!(head.truncate(max), 1);
+        assert!(head.series(b).is_none());
+        assert_eq!(head.num_series(), 1);
+        assert_eq!(head.min_time(), Some(TWO_HOURS));
+        assert!(head.compactable_window().is_none());
+        assert_eq!(
+            head.append(a, TWO_HOURS - 1, 0.0),
+            Err(AppendError::OutOfBounds)
+        );
+        assert!(
+            PostingsSource::postings(&head, "s", "b")
+                .unwrap()
+                .is_empty()
         );
     }
 }

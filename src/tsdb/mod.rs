@@ -5,6 +5,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod compact;
 pub mod crc32c;
 pub mod db;
 pub mod encoding;
@@ -16,7 +17,10 @@ pub mod meta;
 pub mod querier;
 pub mod wal;
 
-pub use db::{Appender, CommitStats, Querier, ReplayReport, SeriesRef, Tsdb, TsdbOptions};
+pub use db::{
+    Appender, CommitStats, CompactionReport, Querier, ReplayReport, SeriesRef, Tsdb, TsdbOptions,
+    TsdbStats,
+};
 pub use error::TsdbError;
 pub use head::AppendError;
 pub use labels::{Label, Labels, MatchKind, Matcher};

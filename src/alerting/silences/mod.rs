@@ -28,6 +28,7 @@ mod tests;
 
 pub use validate::{MAX_ID_BYTES, MAX_SILENCE_BYTES_CAP, SilenceLimits};
 
+use crate::alerting::faults::Faults;
 use crate::alerting::labels::LabelSet;
 use crate::config::alertmanager::{Matcher, all_match};
 use jiff::{SignedDuration, Timestamp};
@@ -227,6 +228,8 @@ pub struct Silences {
     total_bytes: usize,
     index: MuteIndex,
     stats: SilenceStats,
+    /// Deliberate bugs for the simulator; all off (and inert without `fault-injection`).
+    faults: Faults,
 }
 
 impl Silences {
@@ -240,7 +243,13 @@ impl Silences {
             total_bytes: 0,
             index: MuteIndex::default(),
             stats: SilenceStats::default(),
+            faults: Faults::default(),
         }
+    }
+
+    /// Turns deliberate bugs on, for the simulator (see [`Faults`]).
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
     }
 
     pub fn limits(&self) -> &SilenceLimits {
@@ -409,7 +418,8 @@ impl Silences {
         self.check(&remote)?;
         match self.by_id.get(&remote.id) {
             Some(local) => {
-                if remote.version_cmp(local) != Ordering::Greater {
+                let by_arrival = self.faults.merge_silences_by_arrival() && remote != *local;
+                if remote.version_cmp(local) != Ordering::Greater && !by_arrival {
                     return Ok(None);
                 }
                 let growth = remote.size_bytes().saturating_sub(local.size_bytes());

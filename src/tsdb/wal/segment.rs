@@ -141,7 +141,7 @@ impl WalWriter {
             self.pad_page();
         }
         if record.len() > self.segment_capacity() {
-            self.next_segment()?;
+            self.cut_segment()?;
         }
         let mut rest = record;
         let mut first = true;
@@ -193,7 +193,20 @@ impl WalWriter {
         self.file.sync_data().map_err(TsdbError::io(&path))
     }
 
-    fn next_segment(&mut self) -> Result<(), TsdbError> {
+    /// Closes the current segment (padded, fsynced) and starts the next one; returns the
+    /// number of the segment closed. Checkpoints cut one so the segments they read are final.
+    pub fn next_segment(&mut self) -> Result<u64, TsdbError> {
+        let closed = self.segment;
+        self.cut_segment()?;
+        Ok(closed)
+    }
+
+    /// The folder of the log.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    fn cut_segment(&mut self) -> Result<(), TsdbError> {
         self.pad_page();
         self.sync()?;
         let next = WalWriter::create(&self.folder, self.segment + 1, self.segment_bytes)?;
@@ -218,8 +231,12 @@ pub struct WalCorruption {
 pub struct SegmentContents {
     /// Whole, checksum-verified records in order.
     pub records: Vec<Vec<u8>>,
-    /// Records we could not decompress (Snappy, written by Prometheus with WAL compression).
+    /// Snappy records (Prometheus's default since 2.20) that did not decompress, or would
+    /// decompress to more than [`MAX_RECORD_BYTES`]; the checksums held, so they are skipped
+    /// rather than treated as a torn tail.
     pub compressed_skipped: u64,
+    /// Records that were Snappy-compressed and decompressed fine.
+    pub decompressed: u64,
     /// The first damage, if any; records after it are not returned.
     pub corruption: Option<WalCorruption>,
     /// Offset just past the last whole record.
@@ -228,6 +245,28 @@ pub struct SegmentContents {
 
 /// The largest segment we read (a corrupt size never makes us read more).
 const MAX_SEGMENT_READ: u64 = 1 << 30;
+/// The largest record we decompress (Prometheus's records stay far below a segment).
+pub const MAX_RECORD_BYTES: usize = 128 * 1024 * 1024;
+
+/// Adds a whole record to `contents`, decompressing it if it is Snappy-compressed.
+fn push_record(contents: &mut SegmentContents, record: Vec<u8>, compressed: bool) {
+    if !compressed {
+        contents.records.push(record);
+        return;
+    }
+    let fits = snap::raw::decompress_len(&record).is_ok_and(|len| len <= MAX_RECORD_BYTES);
+    if !fits {
+        contents.compressed_skipped += 1;
+        return;
+    }
+    match snap::raw::Decoder::new().decompress_vec(&record) {
+        Ok(plain) => {
+            contents.decompressed += 1;
+            contents.records.push(plain);
+        }
+        Err(_) => contents.compressed_skipped += 1,
+    }
+}
 
 /// Reads one segment's records, stopping at the first torn or damaged fragment.
 pub fn read_segment(path: &Path) -> Result<SegmentContents, TsdbError> {
@@ -303,25 +342,26 @@ pub fn read_segment(path: &Path) -> Result<SegmentContents, TsdbError> {
         let kind = kind_byte & TYPE_MASK;
         match (kind, assembling.take()) {
             (FRAGMENT_FULL, None) => {
-                if compressed {
-                    contents.compressed_skipped += 1;
-                } else {
-                    contents.records.push(data.to_vec());
-                }
+                push_record(&mut contents, data.to_vec(), compressed);
                 contents.valid_bytes = data_end as u64;
             }
             (FRAGMENT_FIRST, None) => assembling = Some((data.to_vec(), compressed, position)),
             (FRAGMENT_MIDDLE, Some((mut record, compressed, start))) => {
+                if record.len() + data.len() > MAX_RECORD_BYTES {
+                    fail(
+                        &mut contents,
+                        format!(
+                            "record starting at offset {start} exceeds {MAX_RECORD_BYTES} bytes"
+                        ),
+                    );
+                    return Ok(contents);
+                }
                 record.extend_from_slice(data);
                 assembling = Some((record, compressed, start));
             }
             (FRAGMENT_LAST, Some((mut record, compressed, _))) => {
                 record.extend_from_slice(data);
-                if compressed {
-                    contents.compressed_skipped += 1;
-                } else {
-                    contents.records.push(record);
-                }
+                push_record(&mut contents, record, compressed);
                 contents.valid_bytes = data_end as u64;
             }
             (kind, _) => {
@@ -369,5 +409,29 @@ mod tests {
             read.extend(contents.records);
         }
         assert_eq!(read, records);
+    }
+
+    #[test]
+    fn snappy_records_are_decompressed() {
+        let folder = tempfile::tempdir().unwrap();
+        let plain: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+        let compressed = snap::raw::Encoder::new().compress_vec(&plain).unwrap();
+        let mut bytes = vec![FRAGMENT_FULL | SNAPPY_FLAG];
+        bytes.extend_from_slice(&(compressed.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&crc32c(&compressed).to_be_bytes());
+        bytes.extend_from_slice(&compressed);
+        // And one that claims Snappy but is not: skipped, not a corruption.
+        let junk = [0xFFu8; 9];
+        bytes.push(FRAGMENT_FULL | SNAPPY_FLAG);
+        bytes.extend_from_slice(&(junk.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(&crc32c(&junk).to_be_bytes());
+        bytes.extend_from_slice(&junk);
+        let path = segment_path(folder.path(), 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let contents = read_segment(&path).unwrap();
+        assert_eq!(contents.records, vec![plain]);
+        assert_eq!(contents.decompressed, 1);
+        assert_eq!(contents.compressed_skipped, 1);
+        assert_eq!(contents.corruption, None);
     }
 }

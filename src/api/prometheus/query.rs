@@ -1,0 +1,264 @@
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`, `/api/v1/query_exemplars`.
+
+use super::params::{self, Form, MAX_TIME_MS, MIN_TIME_MS, limit_param, time_param};
+use super::{ApiError, ApiResult, ApiSuccess, ErrorKind, blocking, json, tsdb};
+use crate::node::Node;
+use crate::promql::limits::MAX_POINTS_PER_SERIES;
+use crate::promql::parse::parse_query;
+use crate::promql::tsdb_source::TsdbSource;
+use crate::promql::{
+    Engine, Matcher, QueryError, QueryResult, Queryable, SeriesData, StorageError, Value,
+};
+use axum::extract::State;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TRUNCATED: &str = "results truncated due to limit";
+
+/// How a query failed, in Prometheus's terms: a query that is not valid is a bad parameter;
+/// the rest fail in execution (or time out).
+fn query_error(error: QueryError) -> ApiError {
+    match error {
+        QueryError::BadData(message) => ApiError::invalid_param("query", message),
+        QueryError::Storage(StorageError::InvalidMatcher(message)) => {
+            ApiError::invalid_param("query", message)
+        }
+        QueryError::Storage(StorageError::Internal(message)) => {
+            ApiError::new(ErrorKind::Internal, message)
+        }
+        QueryError::Timeout => ApiError::new(ErrorKind::Timeout, QueryError::Timeout.to_string()),
+        other => ApiError::new(ErrorKind::Execution, other.to_string()),
+    }
+}
+
+/// Counts the samples the engine loads, for `stats`.
+struct Counting<'a> {
+    inner: TsdbSource<'a>,
+    samples: Cell<u64>,
+}
+
+impl Queryable for Counting<'_> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<SeriesData>, StorageError> {
+        let series = self.inner.select(matchers, mint_ms, maxt_ms)?;
+        let loaded: usize = series.iter().map(|s| s.samples.len()).sum();
+        self.samples
+            .set(self.samples.get().saturating_add(loaded as u64));
+        Ok(series)
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        self.inner.label_names(matchers)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        self.inner.label_values(name, matchers)
+    }
+}
+
+/// The engine for one request: `timeout` (never beyond the default) and `lookback_delta`.
+fn engine_for(form: &Form) -> Result<Engine, ApiError> {
+    let mut engine = Engine::default();
+    let timeout = form.value("timeout");
+    if !timeout.is_empty() {
+        let nanos =
+            params::parse_duration(timeout).map_err(|e| ApiError::invalid_param("timeout", e))?;
+        let requested = Duration::from_nanos(u64::try_from(nanos.max(0)).unwrap_or(u64::MAX));
+        engine.limits.timeout = Some(match engine.limits.timeout {
+            Some(default) => default.min(requested),
+            None => requested,
+        });
+    }
+    let lookback = form.value("lookback_delta");
+    if !lookback.is_empty() {
+        let nanos = params::parse_duration(lookback).map_err(|e| {
+            ApiError::bad_data(format!("error parsing lookback delta duration: {e}"))
+        })?;
+        let ms = i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX);
+        if ms > 0 {
+            engine.lookback_delta_ms = ms;
+        }
+    }
+    Ok(engine)
+}
+
+/// What one evaluation returned, with the samples it loaded and how long it took.
+struct Evaluated {
+    result: QueryResult,
+    samples: u64,
+    preparation: Duration,
+    evaluation: Duration,
+}
+
+fn truncate(value: &mut Value, limit: usize) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    match value {
+        Value::Vector(vector) if vector.len() > limit => {
+            vector.truncate(limit);
+            true
+        }
+        Value::Matrix(matrix) if matrix.len() > limit => {
+            matrix.truncate(limit);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `stats` as Prometheus words it: timings in seconds and sample counts. The sample counts are
+/// the samples loaded from storage (Prometheus counts them per step), and the peak is at least
+/// the points returned.
+fn stats_json(evaluated: &Evaluated, total: Duration, points: u64) -> String {
+    let eval = evaluated.evaluation.as_secs_f64();
+    let prep = evaluated.preparation.as_secs_f64();
+    format!(
+        "{{\"timings\":{{\"evalTotalTime\":{eval},\"resultSortTime\":0,\"queryPreparationTime\":{prep},\"innerEvalTime\":{eval},\"execQueueTime\":0,\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        total.as_secs_f64(),
+        evaluated.samples,
+        evaluated.samples.max(points)
+    )
+}
+
+fn points(value: &Value) -> u64 {
+    match value {
+        Value::Scalar { .. } | Value::String { .. } => 1,
+        Value::Vector(vector) => vector.len() as u64,
+        Value::Matrix(matrix) => matrix.iter().map(|s| s.points.len() as u64).sum(),
+    }
+}
+
+fn answer(mut evaluated: Evaluated, form: &Form, limit: usize, started: Instant) -> ApiSuccess {
+    let truncated = truncate(&mut evaluated.result.value, limit);
+    let stats = (!form.value("stats").is_empty()).then(|| {
+        stats_json(
+            &evaluated,
+            started.elapsed(),
+            points(&evaluated.result.value),
+        )
+    });
+    let mut data = String::new();
+    json::query_data(&mut data, &evaluated.result.value, stats.as_deref());
+    let annotations = evaluated.result.annotations;
+    let mut warnings: Vec<String> = annotations.warnings.into_iter().collect();
+    if truncated {
+        warnings.push(TRUNCATED.to_string());
+    }
+    ApiSuccess {
+        data,
+        warnings,
+        infos: annotations.infos.into_iter().collect(),
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `GET`/`POST /api/v1/query`.
+pub async fn instant(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
+    let started = Instant::now();
+    let limit = limit_param(&form)?;
+    let t = time_param(&form, "time", now_ms())?;
+    let engine = engine_for(&form)?;
+    let expr = parse_query(form.value("query")).map_err(query_error)?;
+    let tsdb = tsdb(&node)?;
+    let evaluated = blocking(move || {
+        let source = Counting {
+            inner: TsdbSource::new(&tsdb),
+            samples: Cell::new(0),
+        };
+        let begun = Instant::now();
+        let result = engine
+            .instant_expr(&source, &expr, t)
+            .map_err(query_error)?;
+        Ok(Evaluated {
+            result,
+            samples: source.samples.get(),
+            preparation: Duration::ZERO,
+            evaluation: begun.elapsed(),
+        })
+    })
+    .await?;
+    Ok(answer(evaluated, &form, limit, started))
+}
+
+/// `GET`/`POST /api/v1/query_range`.
+pub async fn range(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
+    let started = Instant::now();
+    let limit = limit_param(&form)?;
+    let start =
+        params::parse_time(form.value("start")).map_err(|e| ApiError::invalid_param("start", e))?;
+    let end =
+        params::parse_time(form.value("end")).map_err(|e| ApiError::invalid_param("end", e))?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step_nanos = params::parse_duration(form.value("step"))
+        .map_err(|e| ApiError::invalid_param("step", e))?;
+    let step_ms = i64::try_from(step_nanos / 1_000_000).unwrap_or(i64::MAX);
+    if step_nanos <= 0 || step_ms == 0 {
+        return Err(ApiError::bad_data(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    // As Prometheus: (end - start) / step over durations, in nanoseconds.
+    let span_nanos = (i128::from(end) - i128::from(start)) * 1_000_000;
+    if span_nanos / step_nanos > i128::from(MAX_POINTS_PER_SERIES) {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let engine = engine_for(&form)?;
+    let expr = parse_query(form.value("query")).map_err(query_error)?;
+    let tsdb = tsdb(&node)?;
+    let evaluated = blocking(move || {
+        let source = Counting {
+            inner: TsdbSource::new(&tsdb),
+            samples: Cell::new(0),
+        };
+        let begun = Instant::now();
+        let result = engine
+            .range_expr(&source, &expr, start, end, step_ms)
+            .map_err(query_error)?;
+        Ok(Evaluated {
+            result,
+            samples: source.samples.get(),
+            preparation: Duration::ZERO,
+            evaluation: begun.elapsed(),
+        })
+    })
+    .await?;
+    Ok(answer(evaluated, &form, limit, started))
+}
+
+/// `GET`/`POST /api/v1/format_query`: the query pretty-printed as Prometheus's `Pretty(0)`
+/// does (promql-parser's `prettify`).
+pub async fn format(form: Form) -> ApiResult {
+    let expr = parse_query(form.value("query")).map_err(query_error)?;
+    let mut data = String::new();
+    json::string(&mut data, &expr.prettify());
+    Ok(ApiSuccess::new(data))
+}
+
+/// `GET`/`POST /api/v1/query_exemplars`: validated as Prometheus validates it; no exemplars
+/// are stored yet, so the answer is always empty.
+pub async fn exemplars(form: Form) -> ApiResult {
+    let start = time_param(&form, "start", MIN_TIME_MS)?;
+    let end = time_param(&form, "end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    parse_query(form.value("query")).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    Ok(ApiSuccess::new("[]".to_string()))
+}
