@@ -457,6 +457,33 @@ fn group_key(name: &str) -> String {
 }
 
 /// Asserts that each of `names` got exactly one notification and nothing else arrived.
+/// Kills node `index` with SIGKILL and waits until it is gone; prints when, for the test log.
+#[allow(clippy::print_stdout)]
+fn kill(cluster: &mut Cluster, index: usize, name: &str, posted: Instant) {
+    cluster.node(index).signal("KILL");
+    assert!(
+        cluster
+            .node_mut(index)
+            .wait_exit(Duration::from_secs(5))
+            .is_some()
+    );
+    println!(
+        "{name} killed {} ms after the first POST",
+        millis(posted.elapsed())
+    );
+}
+
+/// Waits (at most `limit`) until every group in `names` was notified at least once.
+fn wait_for_every_group(server: &HookServer, names: &[String], limit: Duration, cluster: &Cluster) {
+    let all_delivered = wait_for(limit, || server.per_group().len() == names.len());
+    assert!(
+        all_delivered,
+        "not every group was notified: {:?}\n{}",
+        server.per_group(),
+        cluster.logs()
+    );
+}
+
 fn assert_once_per_group(server: &HookServer, names: &[String], cluster: &Cluster) {
     let expected: BTreeMap<String, usize> = names.iter().map(|name| (group_key(name), 1)).collect();
     assert_eq!(
@@ -573,28 +600,10 @@ fn killing_the_owner_during_group_wait_still_delivers_once() {
         .rsplit(':')
         .next()
         .and_then(|port| port.parse::<u16>().ok());
-    cluster.node(0).signal("KILL");
-    assert!(
-        cluster
-            .node_mut(0)
-            .wait_exit(Duration::from_secs(5))
-            .is_some()
-    );
-    println!(
-        "a killed {} ms after the first POST",
-        millis(posted.elapsed())
-    );
+    kill(&mut cluster, 0, "a", posted);
 
     let bound = group_wait + PEER_TIMEOUT * 2 + Duration::from_secs(5);
-    let all_delivered = wait_for(bound + Duration::from_secs(10), || {
-        server.per_group().len() == names.len()
-    });
-    assert!(
-        all_delivered,
-        "not every group was notified: {:?}\n{}",
-        server.per_group(),
-        cluster.logs()
-    );
+    wait_for_every_group(&server, &names, bound + Duration::from_secs(10), &cluster);
     // Anything late or twice would show in the next few seconds.
     std::thread::sleep(PEER_TIMEOUT * 2);
     let received = server.received();
@@ -985,28 +994,10 @@ fn killing_the_owner_at_its_flush_hands_its_groups_to_the_next_rank() {
         .rsplit(':')
         .next()
         .and_then(|port| port.parse::<u16>().ok());
-    cluster.node(victim).signal("KILL");
-    assert!(
-        cluster
-            .node_mut(victim)
-            .wait_exit(Duration::from_secs(5))
-            .is_some()
-    );
-    println!(
-        "{victim_name} killed {} ms after the first POST",
-        millis(posted.elapsed())
-    );
+    kill(&mut cluster, victim, &victim_name, posted);
 
     let bound = group_wait + PEER_TIMEOUT * 2 + Duration::from_secs(5);
-    let all_delivered = wait_for(bound + Duration::from_secs(10), || {
-        server.per_group().len() == names.len()
-    });
-    assert!(
-        all_delivered,
-        "not every group was notified: {:?}\n{}",
-        server.per_group(),
-        cluster.logs()
-    );
+    wait_for_every_group(&server, &names, bound + Duration::from_secs(10), &cluster);
     std::thread::sleep(PEER_TIMEOUT * 2);
     let received = server.received();
     for notification in &received {

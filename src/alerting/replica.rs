@@ -181,11 +181,16 @@ pub fn records(pipeline: &Pipeline, kind: StateKind) -> Vec<(u64, Vec<u8>)> {
 
 /// What this node holds of a state, as (key, version) pairs.
 pub fn versions(pipeline: &Pipeline, kind: StateKind) -> Vec<RecordVersion> {
-    records(pipeline, kind)
-        .into_iter()
+    versions_of(&records(pipeline, kind))
+}
+
+/// The (key, version) pairs of records already encoded by [`records`].
+pub fn versions_of(records: &[(u64, Vec<u8>)]) -> Vec<RecordVersion> {
+    records
+        .iter()
         .map(|(key, bytes)| RecordVersion {
-            key,
-            version: hash64(&bytes),
+            key: *key,
+            version: hash64(bytes),
         })
         .collect()
 }

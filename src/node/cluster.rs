@@ -270,12 +270,17 @@ impl ClusterRuntime {
             match message {
                 Message::Delta(delta) => self.merge(delta.kind, delta.records),
                 Message::Summary(summary) => {
-                    let local = self.versions(summary.kind);
+                    // One encoding of the state serves both the versions and the records sent.
+                    let held = self
+                        .alerting
+                        .read(|pipeline| replica::records(pipeline, summary.kind));
+                    let local = replica::versions_of(&held);
                     let answer = tocsin_mesh::answer_summary(&summary, &local);
                     if !answer.send_keys.is_empty() {
-                        let records = self.alerting.read(|pipeline| {
-                            replica::records_with_keys(pipeline, summary.kind, &answer.send_keys)
-                        });
+                        let records = held
+                            .into_iter()
+                            .filter(|(key, _)| answer.send_keys.binary_search(key).is_ok())
+                            .map(|(_, bytes)| bytes);
                         let batches = tocsin_mesh::split_into_deltas(
                             summary.kind,
                             records,
