@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use super::funcs::{self, FuncContext, html_escape_value};
 use super::parse::{Command, Node, Operand, Pipeline, Term};
 use super::timefmt;
-use super::value::{Value, is_zero_time, sorted_pairs};
+use super::value::{Value, is_zero_time, pairs_get, sorted_pairs};
 use super::{Defined, Limits, TemplateError};
 
 /// Why evaluation stopped: at a position of the template being run (located when it unwinds
@@ -46,7 +46,7 @@ pub(crate) struct Exec<'a> {
     iterations: u64,
     depth: usize,
     vars: Vec<(String, Value)>,
-    funcs: FuncContext,
+    funcs: FuncContext<'a>,
 }
 
 impl<'a> Exec<'a> {
@@ -55,6 +55,7 @@ impl<'a> Exec<'a> {
         shared: &'a HashMap<String, Arc<Defined>>,
         html: bool,
         limits: &'a Limits,
+        funcs: FuncContext<'a>,
     ) -> Exec<'a> {
         Exec {
             overlay,
@@ -66,7 +67,7 @@ impl<'a> Exec<'a> {
             iterations: 0,
             depth: 0,
             vars: Vec::new(),
-            funcs: FuncContext::new(),
+            funcs,
         }
     }
 
@@ -196,7 +197,7 @@ impl<'a> Exec<'a> {
                     .or_else(|| self.shared.get(name))
                     .cloned()
                 else {
-                    return fail(*pos, format!("no such template {name:?}"));
+                    return fail(*pos, format!("template {name:?} not defined"));
                 };
                 if self.depth >= self.limits.max_call_depth {
                     return fail(
@@ -248,6 +249,20 @@ impl<'a> Exec<'a> {
             Value::Kv(map) => map
                 .iter()
                 .map(|(name, value)| (Value::str(name.as_str()), Value::str(value.as_str())))
+                .collect(),
+            // Go ranges over maps in key order.
+            Value::StrMap(pairs) => pairs
+                .iter()
+                .map(|(name, value)| (Value::str(name.as_str()), Value::str(value.as_str())))
+                .collect(),
+            Value::AnyMap(pairs) => pairs
+                .iter()
+                .map(|(name, value)| (Value::str(name.as_str()), value.clone()))
+                .collect(),
+            Value::Samples(samples) => samples
+                .iter()
+                .enumerate()
+                .map(|(i, sample)| (Value::Int(i as i64), Value::Sample(sample.clone())))
                 .collect(),
             Value::Int(count) => {
                 if pipe.vars.len() > 1 {
@@ -418,13 +433,23 @@ impl<'a> Exec<'a> {
             };
         }
         let mut args = Vec::with_capacity(operands.len() + 1);
-        for operand in operands {
-            args.push(self.operand(operand, dot)?);
+        if let Some(signature) = funcs::signature(name, self.funcs.dialect) {
+            self.checked_args(name, signature, operands, piped, dot, pos, &mut args)?;
+        } else {
+            for operand in operands {
+                args.push(self.operand(operand, dot)?);
+            }
+            args.extend(piped);
         }
-        args.extend(piped);
         let result = funcs::call(name, args, &mut self.funcs).map_err(|message| Fail::At {
             pos,
-            message: format!("error calling {name}: {}", strip_calling(&message, name)),
+            // Go checks the argument count before the call, so it says so without
+            // "error calling".
+            message: if message.starts_with("wrong number of args for ") {
+                message
+            } else {
+                format!("error calling {name}: {}", strip_calling(&message, name))
+            },
         })?;
         if result.text_len() > self.limits.max_output_bytes {
             return fail(
@@ -436,6 +461,92 @@ impl<'a> Exec<'a> {
             );
         }
         Ok(result)
+    }
+
+    /// Evaluates a call's arguments as Go's `evalCall` does: the count first, then each
+    /// argument against its parameter's type, an error located at that argument.
+    #[allow(clippy::too_many_arguments)]
+    fn checked_args(
+        &mut self,
+        name: &str,
+        signature: funcs::Signature,
+        operands: &[Operand],
+        piped: Option<Value>,
+        dot: &Value,
+        pos: usize,
+        args: &mut Vec<Value>,
+    ) -> Eval<()> {
+        let count = operands.len() + usize::from(piped.is_some());
+        let fixed = signature.fixed.len();
+        let count_ok = match signature.variadic {
+            Some(_) => count >= fixed,
+            None => count == fixed,
+        };
+        if !count_ok {
+            let want = match signature.variadic {
+                Some(_) => format!("at least {fixed}"),
+                None => fixed.to_string(),
+            };
+            return fail(
+                pos,
+                format!("wrong number of args for {name}: want {want} got {count}"),
+            );
+        }
+        let param_at = |index: usize| {
+            signature
+                .fixed
+                .get(index)
+                .copied()
+                .or(signature.variadic)
+                .unwrap_or(funcs::Param::Any)
+        };
+        for (index, operand) in operands.iter().enumerate() {
+            let param = param_at(index);
+            let value = match (&operand.term, operand.chain.is_empty()) {
+                (Term::Nil, true) => {
+                    if !param.nilable() {
+                        return fail(
+                            operand.pos,
+                            format!("cannot assign nil to {}", param.go_type()),
+                        );
+                    }
+                    Value::Nil
+                }
+                (Term::Int(_) | Term::Float(_) | Term::Str(_) | Term::Bool(_), true) => {
+                    let value = self.term(&operand.term, dot, operand.pos)?;
+                    let suits = match param {
+                        funcs::Param::Any => true,
+                        funcs::Param::Str => matches!(operand.term, Term::Str(_)),
+                        funcs::Param::Typed { .. } => false,
+                    };
+                    if !suits {
+                        let literal = describe_term(&operand.term);
+                        return fail(
+                            operand.pos,
+                            match param {
+                                funcs::Param::Str => format!("expected string; found {literal}"),
+                                _ => format!(
+                                    "can't handle {literal} for arg of type {}",
+                                    param.go_type()
+                                ),
+                            },
+                        );
+                    }
+                    value
+                }
+                _ => {
+                    let value = self.operand(operand, dot)?;
+                    check_assignable(&value, param, operand.pos)?;
+                    value
+                }
+            };
+            args.push(value);
+        }
+        if let Some(value) = piped {
+            check_assignable(&value, param_at(count - 1), pos)?;
+            args.push(value);
+        }
+        Ok(())
     }
 
     fn operand(&mut self, operand: &Operand, dot: &Value) -> Eval<Value> {
@@ -668,10 +779,66 @@ impl<'a> Exec<'a> {
                     _ => return cannot(),
                 })
             }
+            Value::StrMap(pairs) => {
+                if !args.is_empty() {
+                    return fail(pos, format!("{name} is not a method but has arguments"));
+                }
+                // Prometheus's missingkey=zero: a missing label is the empty string.
+                Ok(Value::str(pairs_get(pairs, name).unwrap_or("")))
+            }
+            Value::AnyMap(pairs) => {
+                if !args.is_empty() {
+                    return fail(pos, format!("{name} is not a method but has arguments"));
+                }
+                // missingkey=zero on map[string]interface{}: the zero interface, `<no value>`.
+                Ok(pairs
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map_or(Value::Nil, |(_, value)| value.clone()))
+            }
+            Value::Sample(sample) => {
+                field_args(&args)?;
+                match name {
+                    "Labels" => Ok(Value::StrMap(sample.labels.clone())),
+                    "Value" => Ok(Value::Float(sample.value)),
+                    _ => cannot(),
+                }
+            }
+            Value::RuleData(data) => {
+                field_args(&args)?;
+                match name {
+                    "Labels" => Ok(Value::StrMap(data.labels.clone())),
+                    "ExternalLabels" => Ok(Value::StrMap(data.external_labels.clone())),
+                    "ExternalURL" => Ok(Value::Str(data.external_url.clone())),
+                    "Value" => Ok(Value::Float(data.value)),
+                    _ => cannot(),
+                }
+            }
             Value::Nil => fail(pos, format!("nil pointer evaluating interface {{}}.{name}")),
             _ => cannot(),
         }
     }
+}
+
+/// Go's `validateType`: a missing value suits only a type that can be nil.
+fn check_assignable(value: &Value, param: funcs::Param, pos: usize) -> Eval<()> {
+    if let Value::Nil = value {
+        if param.nilable() {
+            return Ok(());
+        }
+        return fail(pos, format!("invalid value; expected {}", param.go_type()));
+    }
+    if funcs::assignable(value, param) {
+        return Ok(());
+    }
+    fail(
+        pos,
+        format!(
+            "wrong type for value; expected {}; got {}",
+            param.go_type(),
+            value.type_name()
+        ),
+    )
 }
 
 fn string_list(items: impl Iterator<Item = String>) -> Value {

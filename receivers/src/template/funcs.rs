@@ -9,32 +9,20 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use regex::Regex;
 
+use super::goregex::{self, GoRegexError};
+use super::prometheus::TemplateQuery;
+use super::prometheus_funcs;
 use super::timefmt;
-use super::value::{Value, format_float_e, format_float_f, format_float_g, write_value};
+use super::value::{Value, format_float_e, format_float_f, format_float_g, pairs_get, write_value};
 
-/// Every function name a template may call; the parser rejects others, as Go's does.
-const FUNCTIONS: &[&str] = &[
-    // Go's builtins.
-    "and",
-    "or",
-    "not",
-    "len",
-    "index",
-    "slice",
-    "print",
-    "printf",
-    "println",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "html",
-    "js",
-    "urlquery",
-    "call",
-    // Alertmanager's.
+/// Go's `text/template` builtins, callable in every dialect.
+const BUILTINS: &[&str] = &[
+    "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne", "lt",
+    "le", "gt", "ge", "html", "js", "urlquery", "call",
+];
+
+/// Alertmanager's `DefaultFuncs`.
+const ALERTMANAGER_FUNCTIONS: &[&str] = &[
     "toUpper",
     "toLower",
     "title",
@@ -53,37 +41,72 @@ const FUNCTIONS: &[&str] = &[
     "toJson",
 ];
 
+/// Which function set a template sees: the parser rejects a name outside it, as Go's does
+/// with a `FuncMap` that lacks it (`function "humanize" not defined`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// Notification templates: Alertmanager's functions.
+    Alertmanager,
+    /// Alerting-rule labels and annotations: Prometheus's functions.
+    Prometheus,
+}
+
 /// Bounds regular expressions compiled from template text.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Go's fmt refuses widths and precisions beyond this (`%!(BADWIDTH)`).
 const MAX_FORMAT_WIDTH: usize = 1_000_000;
 
-pub(crate) fn is_function(name: &str) -> bool {
-    FUNCTIONS.contains(&name)
+pub(crate) fn is_function(name: &str, dialect: Dialect) -> bool {
+    BUILTINS.contains(&name)
+        || match dialect {
+            Dialect::Alertmanager => ALERTMANAGER_FUNCTIONS.contains(&name),
+            Dialect::Prometheus => prometheus_funcs::FUNCTIONS.contains(&name),
+        }
 }
 
 /// What functions need beyond their arguments.
-pub(crate) struct FuncContext {
+pub(crate) struct FuncContext<'a> {
     regexes: HashMap<String, Regex>,
     pub now: Timestamp,
+    pub dialect: Dialect,
+    /// The query engine and URL Prometheus's functions use; None in the Alertmanager dialect.
+    pub prometheus: Option<PrometheusEnv<'a>>,
 }
 
-impl FuncContext {
-    pub(crate) fn new() -> FuncContext {
+/// What Prometheus's functions see beyond their arguments.
+#[derive(Clone, Copy)]
+pub(crate) struct PrometheusEnv<'a> {
+    pub query: &'a dyn TemplateQuery,
+    pub external_url: &'a str,
+}
+
+impl<'a> FuncContext<'a> {
+    /// Alertmanager's functions, with `since` measured from the wall clock.
+    pub(crate) fn alertmanager() -> FuncContext<'a> {
         FuncContext {
             regexes: HashMap::new(),
             now: Timestamp::now(),
+            dialect: Dialect::Alertmanager,
+            prometheus: None,
         }
     }
 
-    fn regex(&mut self, pattern: &str) -> Result<Regex, String> {
+    /// Prometheus's functions, evaluated at `now` (the rule evaluation time).
+    pub(crate) fn prometheus(now: Timestamp, env: PrometheusEnv<'a>) -> FuncContext<'a> {
+        FuncContext {
+            regexes: HashMap::new(),
+            now,
+            dialect: Dialect::Prometheus,
+            prometheus: Some(env),
+        }
+    }
+
+    /// Go's `regexp.Compile` of `pattern`, cached for the render.
+    pub(crate) fn regex(&mut self, pattern: &str) -> Result<Regex, GoRegexError> {
         if let Some(regex) = self.regexes.get(pattern) {
             return Ok(regex.clone());
         }
-        let regex = regex::RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|error| format!("error parsing regexp {pattern:?}: {error}"))?;
+        let regex = goregex::compile(pattern, REGEX_SIZE_LIMIT)?;
         self.regexes.insert(pattern.to_string(), regex.clone());
         Ok(regex)
     }
@@ -157,8 +180,13 @@ fn time_arg(args: &[Value], index: usize) -> Result<Rc<jiff::ZonedDateTime>, Str
 pub(crate) fn call(
     name: &str,
     args: Vec<Value>,
-    context: &mut FuncContext,
+    context: &mut FuncContext<'_>,
 ) -> Result<Value, String> {
+    if context.dialect == Dialect::Prometheus
+        && let Some(result) = prometheus_funcs::call(name, &args, context)
+    {
+        return result;
+    }
     match name {
         "not" => {
             arity(name, &args, 1)?;
@@ -177,6 +205,9 @@ pub(crate) fn call(
                 Value::List(items) | Value::Alerts(items) => items.len(),
                 Value::Kv(map) => map.len(),
                 Value::Pairs(pairs) => pairs.len(),
+                Value::StrMap(pairs) => pairs.len(),
+                Value::AnyMap(pairs) => pairs.len(),
+                Value::Samples(samples) => samples.len(),
                 other => {
                     return Err(format!(
                         "error calling len: len of type {}",
@@ -233,7 +264,7 @@ pub(crate) fn call(
         }
         "title" => {
             arity(name, &args, 1)?;
-            Ok(Value::str(title_case(string_arg(&args, 0)?)))
+            Ok(Value::str(title_case(string_arg(&args, 0)?, true)))
         }
         "trimSpace" => {
             arity(name, &args, 1)?;
@@ -247,7 +278,10 @@ pub(crate) fn call(
         }
         "match" => {
             arity(name, &args, 2)?;
-            let regex = context.regex(string_arg(&args, 0)?)?;
+            // Go's regexp.MatchString returns the compile error as is.
+            let regex = context
+                .regex(string_arg(&args, 0)?)
+                .map_err(|error| error.to_string())?;
             Ok(Value::Bool(regex.is_match(string_arg(&args, 1)?)))
         }
         "safeHtml" => {
@@ -264,7 +298,11 @@ pub(crate) fn call(
         }
         "reReplaceAll" => {
             arity(name, &args, 3)?;
-            let regex = context.regex(string_arg(&args, 0)?)?;
+            // Go's regexp.MustCompile panics, and text/template reports the panic's text.
+            let pattern = string_arg(&args, 0)?;
+            let regex = context
+                .regex(pattern)
+                .map_err(|error| goregex::must_compile_message(pattern, &error))?;
             let replacement = string_arg(&args, 1)?;
             Ok(Value::str(
                 regex
@@ -386,6 +424,26 @@ fn index(args: Vec<Value>) -> Result<Value, String> {
                 // Alertmanager uses missingkey=zero: a missing label reads as "".
                 Value::str(map.get(name).map(String::as_str).unwrap_or(""))
             }
+            (Value::Samples(samples), _) => {
+                let position = int_arg(&key)?;
+                usize::try_from(position)
+                    .ok()
+                    .and_then(|p| samples.get(p))
+                    .map(|sample| Value::Sample(sample.clone()))
+                    .ok_or_else(|| format!("error calling index: index out of range: {position}"))?
+            }
+            (Value::StrMap(pairs), _) => {
+                let name = map_key(&key, "string")?;
+                // A missing key is the element type's zero value, as Go's index returns.
+                Value::str(pairs_get(pairs, name).unwrap_or(""))
+            }
+            (Value::AnyMap(pairs), _) => {
+                let name = map_key(&key, "string")?;
+                pairs
+                    .iter()
+                    .find(|(candidate, _)| candidate == name)
+                    .map_or(Value::Nil, |(_, value)| value.clone())
+            }
             (Value::Nil, _) => return Err("error calling index: index of untyped nil".into()),
             (other, _) => {
                 return Err(format!(
@@ -396,6 +454,15 @@ fn index(args: Vec<Value>) -> Result<Value, String> {
         };
     }
     Ok(item)
+}
+
+fn map_key<'k>(key: &'k Value, want: &str) -> Result<&'k str, String> {
+    key.as_text().ok_or_else(|| {
+        format!(
+            "error calling index: value has type {}; should be {want}",
+            key.type_name()
+        )
+    })
 }
 
 fn slice(args: Vec<Value>) -> Result<Value, String> {
@@ -415,6 +482,7 @@ fn slice(args: Vec<Value>) -> Result<Value, String> {
     let length = match item {
         Value::Str(text) => text.len(),
         Value::List(items) | Value::Alerts(items) => items.len(),
+        Value::Samples(samples) => samples.len(),
         other => {
             return Err(format!(
                 "error calling slice: can't slice item of type {}",
@@ -450,6 +518,7 @@ fn slice(args: Vec<Value>) -> Result<Value, String> {
         Value::List(items) | Value::Alerts(items) => {
             Ok(Value::List(Rc::new(items[start..end].to_vec())))
         }
+        Value::Samples(samples) => Ok(Value::Samples(Rc::new(samples[start..end].to_vec()))),
         _ => Err("error calling slice: can't slice".into()),
     }
 }
@@ -471,7 +540,13 @@ fn equal(left: &Value, right: &Value) -> Result<bool, String> {
             _ => {
                 if matches!(
                     a,
-                    Value::List(_) | Value::Alerts(_) | Value::Kv(_) | Value::Pairs(_)
+                    Value::List(_)
+                        | Value::Alerts(_)
+                        | Value::Kv(_)
+                        | Value::Pairs(_)
+                        | Value::StrMap(_)
+                        | Value::AnyMap(_)
+                        | Value::Samples(_)
                 ) {
                     return Err(format!(
                         "error calling eq: non-comparable type {}",
@@ -768,6 +843,9 @@ fn format_verb(
             'v' | 's' => {
                 let text = if flags.plus {
                     plus_v(arg)
+                } else if let Value::Sample(_) = arg {
+                    // fmt prints a pointer to a struct as &{…}.
+                    format!("&{}", arg.to_display())
                 } else {
                     arg.to_display()
                 };
@@ -928,14 +1006,17 @@ fn query_unescape(text: &str) -> Result<String, String> {
 }
 
 /// `cases.Title(language.AmericanEnglish)`: each word's first letter upper case, the rest
-/// lower case. Letters, digits, `_` and `'` keep a word going.
-fn title_case(text: &str) -> String {
+/// lower case (Alertmanager) or left as they are (`lower_rest` false: Prometheus passes
+/// `cases.NoLower`). Letters, digits, `_` and `'` keep a word going.
+pub(crate) fn title_case(text: &str, lower_rest: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_word = false;
     for c in text.chars() {
         if c.is_alphanumeric() || c == '_' || (c == '\'' && in_word) {
-            if in_word {
+            if in_word && lower_rest {
                 out.extend(c.to_lowercase());
+            } else if in_word {
+                out.push(c);
             } else {
                 out.extend(c.to_uppercase());
             }
@@ -1045,6 +1126,23 @@ fn to_json(value: &Value) -> serde_json::Value {
             );
             Json::Object(object)
         }
+        Value::StrMap(pairs) => Json::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+                .collect(),
+        ),
+        Value::AnyMap(pairs) => {
+            Json::Object(pairs.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+        Value::Sample(sample) => sample_json(sample),
+        Value::Samples(samples) => Json::Array(samples.iter().map(|s| sample_json(s)).collect()),
+        Value::RuleData(data) => serde_json::json!({
+            "Labels": to_json(&Value::StrMap(data.labels.clone())),
+            "ExternalLabels": to_json(&Value::StrMap(data.external_labels.clone())),
+            "ExternalURL": data.external_url.to_string(),
+            "Value": to_json(&Value::Float(data.value)),
+        }),
         Value::Data(data) => {
             let mut object = Map::new();
             object.insert("receiver".into(), Json::String(data.receiver.to_string()));
@@ -1061,6 +1159,138 @@ fn to_json(value: &Value) -> serde_json::Value {
                 Json::String(data.external_url.to_string()),
             );
             Json::Object(object)
+        }
+    }
+}
+
+fn sample_json(sample: &super::value::SampleView) -> serde_json::Value {
+    serde_json::json!({
+        "Labels": to_json(&Value::StrMap(sample.labels.clone())),
+        "Value": to_json(&Value::Float(sample.value)),
+    })
+}
+
+/// A function parameter's Go type, for Go's argument checks (`evalArg`): a literal must suit
+/// the type (`expected string; found 1`), a value must be assignable to it (`wrong type for
+/// value; expected string; got int`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    /// `string`.
+    Str,
+    /// `interface{}`: anything.
+    Any,
+    /// Another Go type, named as Go prints it; `nilable` for slices, maps and pointers.
+    Typed {
+        go_type: &'static str,
+        nilable: bool,
+    },
+}
+
+/// A function's Go signature: its fixed parameters, then an optional variadic one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signature {
+    pub fixed: &'static [Param],
+    pub variadic: Option<Param>,
+}
+
+const QUERY_RESULT: Param = Param::Typed {
+    go_type: "template.queryResult",
+    nilable: true,
+};
+const SAMPLE: Param = Param::Typed {
+    go_type: "*template.sample",
+    nilable: true,
+};
+const STRINGS: Param = Param::Typed {
+    go_type: "[]string",
+    nilable: true,
+};
+const TIME: Param = Param::Typed {
+    go_type: "time.Time",
+    nilable: false,
+};
+
+const fn fixed(params: &'static [Param]) -> Option<Signature> {
+    Some(Signature {
+        fixed: params,
+        variadic: None,
+    })
+}
+
+/// The Go signature of a function that is not one of Go's builtins (which check their
+/// arguments themselves), or None.
+pub(crate) fn signature(name: &str, dialect: Dialect) -> Option<Signature> {
+    use Param::{Any, Str};
+    let shared = match name {
+        "toUpper" | "toLower" | "title" | "safeHtml" => fixed(&[Str]),
+        "match" => fixed(&[Str, Str]),
+        "reReplaceAll" => fixed(&[Str, Str, Str]),
+        "humanizeDuration" => fixed(&[Any]),
+        _ => None,
+    };
+    if shared.is_some() {
+        return shared;
+    }
+    match dialect {
+        Dialect::Alertmanager => match name {
+            "trimSpace" | "safeUrl" | "urlUnescape" => fixed(&[Str]),
+            "join" => fixed(&[Str, STRINGS]),
+            "stringSlice" => Some(Signature {
+                fixed: &[],
+                variadic: Some(Str),
+            }),
+            "date" | "tz" => fixed(&[Str, TIME]),
+            "since" => fixed(&[TIME]),
+            "toJson" => fixed(&[Any]),
+            _ => None,
+        },
+        Dialect::Prometheus => match name {
+            "query" | "graphLink" | "tableLink" | "stripPort" | "stripDomain" | "parseDuration"
+            | "urlQueryEscape" => fixed(&[Str]),
+            "first" => fixed(&[QUERY_RESULT]),
+            "label" => fixed(&[Str, SAMPLE]),
+            "value" | "strvalue" => fixed(&[SAMPLE]),
+            "sortByLabel" => fixed(&[Str, QUERY_RESULT]),
+            "humanize" | "humanize1024" | "humanizePercentage" | "humanizeTimestamp" | "toTime"
+            | "toDuration" => fixed(&[Any]),
+            "now" | "pathPrefix" | "externalURL" => fixed(&[]),
+            "args" => Some(Signature {
+                fixed: &[],
+                variadic: Some(Any),
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// Whether a value of this kind may be passed where Go expects `param`.
+pub(crate) fn assignable(value: &Value, param: Param) -> bool {
+    match param {
+        Param::Any => true,
+        Param::Str => matches!(value, Value::Str(_)),
+        Param::Typed { go_type, .. } => {
+            value.type_name() == go_type
+            // A []string Go builds (stringSlice, .Names) and an empty list are both []string.
+            || (go_type == "[]string" && matches!(value, Value::List(items) if items.iter().all(|i| matches!(i, Value::Str(_)))))
+            || (go_type == "time.Time" && matches!(value, Value::Time(_)))
+        }
+    }
+}
+
+impl Param {
+    pub(crate) fn go_type(self) -> &'static str {
+        match self {
+            Param::Str => "string",
+            Param::Any => "interface {}",
+            Param::Typed { go_type, .. } => go_type,
+        }
+    }
+
+    pub(crate) fn nilable(self) -> bool {
+        match self {
+            Param::Str => false,
+            Param::Any => true,
+            Param::Typed { nilable, .. } => nilable,
         }
     }
 }

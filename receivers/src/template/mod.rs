@@ -7,14 +7,24 @@
 //! render either runs a defined template or parses a text (which may call defined templates),
 //! in text mode or in HTML mode, where interpolated values are HTML-escaped unless they come
 //! from `safeHtml`.
+//!
+//! The same engine runs Prometheus's dialect for alerting rules' labels and annotations
+//! ([`prometheus`]): Prometheus's data and functions instead of Alertmanager's. The parser
+//! takes the dialect and rejects the other dialect's functions, as Go's does with a `FuncMap`
+//! that lacks them. Both dialects use Go's regexp semantics (`goregex`).
 
 mod exec;
 mod funcs;
+mod goregex;
 mod lexer;
 mod parse;
+pub mod prometheus;
+mod prometheus_funcs;
 mod timefmt;
 mod value;
 
+#[cfg(test)]
+mod prometheus_tests;
 #[cfg(test)]
 mod tests;
 
@@ -86,6 +96,28 @@ pub enum TemplateError {
     },
     #[error("no template named {0:?}")]
     NoSuchTemplate(String),
+    /// A parse failure of a Prometheus-dialect text, worded as Prometheus's `Expander` words
+    /// it (Go reports only the line of a parse error).
+    #[error("error parsing template {name}: template: {name}:{line}: {message}")]
+    PrometheusParse {
+        name: String,
+        line: usize,
+        message: String,
+    },
+    /// An evaluation failure of a Prometheus-dialect text, worded as Prometheus's `Expander`
+    /// words it. `column` is Go's: a 0-based byte offset within the line; `context` is the
+    /// failing node's text.
+    #[error(
+        "error executing template {name}: template: {name}:{line}:{column}: executing {template:?} at <{context}>: {message}"
+    )]
+    PrometheusExec {
+        name: String,
+        template: String,
+        line: usize,
+        column: usize,
+        context: String,
+        message: String,
+    },
     #[error("{file}: template source is {size} bytes, more than the limit of {limit}")]
     TooLarge {
         file: String,
@@ -194,57 +226,12 @@ impl Templates {
     }
 
     fn parse_definitions(&self, name: &str, text: &str) -> Result<Vec<Defined>, TemplateError> {
-        if text.len() > self.limits.max_source_bytes {
-            return Err(TemplateError::TooLarge {
-                file: name.to_string(),
-                size: text.len(),
-                limit: self.limits.max_source_bytes,
-            });
-        }
-        let source = Arc::new(Source {
-            name: name.to_string(),
-            text: text.to_string(),
-        });
-        let parsed = parse::parse(text).map_err(|error| {
-            let (line, column) = source.line_column(error.offset);
-            TemplateError::Parse {
-                file: name.to_string(),
-                line,
-                column,
-                message: error.message,
-            }
-        })?;
-        let mut definitions: Vec<Defined> = Vec::with_capacity(parsed.definitions.len() + 1);
-        let top_level = std::iter::once(parse::Definition {
-            name: name.to_string(),
-            pos: 0,
-            body: parsed.body,
-        });
-        for definition in top_level.chain(parsed.definitions) {
-            if let Some(earlier) = definitions.iter_mut().find(|d| d.name == definition.name) {
-                // Within one file Go allows a redefinition only if one of the two is empty.
-                if parse::is_empty_body(&definition.body) {
-                    continue;
-                }
-                if !parse::is_empty_body(&earlier.body) {
-                    let (line, column) = source.line_column(definition.pos);
-                    return Err(TemplateError::Parse {
-                        file: name.to_string(),
-                        line,
-                        column,
-                        message: format!("multiple definition of template {:?}", definition.name),
-                    });
-                }
-                earlier.body = definition.body;
-                continue;
-            }
-            definitions.push(Defined {
-                name: definition.name,
-                source: source.clone(),
-                body: definition.body,
-            });
-        }
-        Ok(definitions)
+        parse_source(
+            name,
+            text,
+            funcs::Dialect::Alertmanager,
+            self.limits.max_source_bytes,
+        )
     }
 
     pub fn is_defined(&self, name: &str) -> bool {
@@ -289,6 +276,7 @@ impl Templates {
             &self.defined,
             mode == RenderMode::Html,
             &self.limits,
+            funcs::FuncContext::alertmanager(),
         );
         exec.run(template, value::Value::from_data(data))?;
         Ok(exec.out)
@@ -321,8 +309,70 @@ impl Templates {
             &self.defined,
             mode == RenderMode::Html,
             &self.limits,
+            funcs::FuncContext::alertmanager(),
         );
         exec.run(&top_level, value::Value::from_data(data))?;
         Ok(exec.out)
     }
+}
+
+/// Parses one file or text into its top-level template (first) and the templates it defines,
+/// with Go's rules for redefinitions within one text.
+pub(crate) fn parse_source(
+    name: &str,
+    text: &str,
+    dialect: funcs::Dialect,
+    max_source_bytes: usize,
+) -> Result<Vec<Defined>, TemplateError> {
+    if text.len() > max_source_bytes {
+        return Err(TemplateError::TooLarge {
+            file: name.to_string(),
+            size: text.len(),
+            limit: max_source_bytes,
+        });
+    }
+    let source = Arc::new(Source {
+        name: name.to_string(),
+        text: text.to_string(),
+    });
+    let parsed = parse::parse(text, dialect).map_err(|error| {
+        let (line, column) = source.line_column(error.offset);
+        TemplateError::Parse {
+            file: name.to_string(),
+            line,
+            column,
+            message: error.message,
+        }
+    })?;
+    let mut definitions: Vec<Defined> = Vec::with_capacity(parsed.definitions.len() + 1);
+    let top_level = std::iter::once(parse::Definition {
+        name: name.to_string(),
+        pos: 0,
+        body: parsed.body,
+    });
+    for definition in top_level.chain(parsed.definitions) {
+        if let Some(earlier) = definitions.iter_mut().find(|d| d.name == definition.name) {
+            // Within one file Go allows a redefinition only if one of the two is empty.
+            if parse::is_empty_body(&definition.body) {
+                continue;
+            }
+            if !parse::is_empty_body(&earlier.body) {
+                let (line, column) = source.line_column(definition.pos);
+                return Err(TemplateError::Parse {
+                    file: name.to_string(),
+                    line,
+                    column,
+                    message: format!("multiple definition of template {:?}", definition.name),
+                });
+            }
+            earlier.body = definition.body;
+            continue;
+        }
+        definitions.push(Defined {
+            name: definition.name,
+            source: source.clone(),
+            body: definition.body,
+        });
+    }
+    Ok(definitions)
 }

@@ -2,7 +2,7 @@
 //! functions, `break` outside `range`, misplaced `define`) so that `tocsin check config` reports
 //! them with a position instead of the first notification failing.
 
-use super::funcs;
+use super::funcs::{self, Dialect};
 use super::lexer::{Keyword, LexError, Tok, Token, lex};
 
 /// Deep nesting is legal but useless; bounding it keeps the recursive parser and evaluator
@@ -105,9 +105,10 @@ pub(crate) struct ParsedFile {
     pub definitions: Vec<Definition>,
 }
 
-pub(crate) fn parse(src: &str) -> Result<ParsedFile, ParseError> {
+pub(crate) fn parse(src: &str, dialect: Dialect) -> Result<ParsedFile, ParseError> {
     let tokens = lex(src)?;
     let mut parser = Parser {
+        dialect,
         tokens,
         index: 0,
         vars: vec!["$".into()],
@@ -176,6 +177,7 @@ fn describe(tok: &Tok) -> String {
 }
 
 struct Parser {
+    dialect: Dialect,
     tokens: Vec<Token>,
     index: usize,
     vars: Vec<String>,
@@ -310,7 +312,8 @@ impl Parser {
         match keyword {
             Keyword::If | Keyword::With | Keyword::Range => self.branch(keyword, pos),
             Keyword::Template => {
-                let (name, _) = self.string_name("template clause")?;
+                // Go locates a template call at its name.
+                let (name, pos) = self.string_name("template clause")?;
                 let pipe = if self.peek().tok == Tok::RightDelim {
                     None
                 } else {
@@ -545,7 +548,7 @@ impl Parser {
                 Term::Variable(name)
             }
             Tok::Ident(name) => {
-                if !funcs::is_function(&name) {
+                if !funcs::is_function(&name, self.dialect) {
                     return self.fail(pos, format!("function \"{name}\" not defined"));
                 }
                 Term::Function(name)

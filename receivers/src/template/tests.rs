@@ -535,7 +535,7 @@ fn template_exec_errors_name_template_and_position() {
     assert!(err("{{ index .Alerts 5 }}").starts_with(
         "inline:1:4: executing \"inline\": error calling index: index out of range: 5"
     ));
-    assert!(err("{{ template \"missing\" }}").contains("no such template \"missing\""));
+    assert!(err("{{ template \"missing\" }}").contains("template \"missing\" not defined"));
     assert!(err("{{ .Status.Foo }}").contains("can't evaluate field Foo in type string"));
     assert!(err("{{ nil }}").contains("nil is not a command"));
     assert!(err("{{ .Status 1 }}").contains("has arguments"));

@@ -36,6 +36,43 @@ pub(crate) enum Value {
     Time(Rc<ZonedDateTime>),
     /// Go's `time.Duration`, in nanoseconds.
     Duration(i64),
+    /// A Go `map[string]string` (Prometheus's labels), sorted by key as Go prints and ranges it.
+    StrMap(Rc<StrPairs>),
+    /// A Go `map[string]interface{}` (Prometheus's `args`), sorted by key.
+    AnyMap(Rc<Vec<(String, Value)>>),
+    /// One sample of a Prometheus `query` result (`*template.sample`).
+    Sample(Rc<SampleView>),
+    /// A Prometheus `query` result (`template.queryResult`).
+    Samples(Rc<Vec<Rc<SampleView>>>),
+    /// What Prometheus's alerting-rule templates see as `.`.
+    RuleData(Rc<RuleDataView>),
+}
+
+/// Name-value pairs sorted by name, unique names: a Go `map[string]string`.
+pub(crate) type StrPairs = Vec<(String, String)>;
+
+/// The value of `name` in pairs sorted by name.
+pub(crate) fn pairs_get<'p>(pairs: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    pairs
+        .binary_search_by(|(key, _)| key.as_str().cmp(name))
+        .ok()
+        .map(|index| pairs[index].1.as_str())
+}
+
+/// Prometheus's `sample`: `.Labels` and `.Value`.
+#[derive(Debug)]
+pub(crate) struct SampleView {
+    pub labels: Rc<StrPairs>,
+    pub value: f64,
+}
+
+/// Prometheus's alert template data: `.Labels`, `.ExternalLabels`, `.ExternalURL`, `.Value`.
+#[derive(Debug)]
+pub(crate) struct RuleDataView {
+    pub labels: Rc<StrPairs>,
+    pub external_labels: Rc<StrPairs>,
+    pub external_url: Rc<str>,
+    pub value: f64,
 }
 
 /// Alertmanager's `template.Alert`, ready for field access.
@@ -128,7 +165,15 @@ impl Value {
             Value::Kv(map) => !map.is_empty(),
             Value::Pairs(pairs) => !pairs.is_empty(),
             Value::Duration(nanos) => *nanos != 0,
-            Value::Pair(_) | Value::Alert(_) | Value::Data(_) | Value::Time(_) => true,
+            Value::StrMap(pairs) => !pairs.is_empty(),
+            Value::AnyMap(pairs) => !pairs.is_empty(),
+            Value::Samples(samples) => !samples.is_empty(),
+            Value::Pair(_)
+            | Value::Alert(_)
+            | Value::Data(_)
+            | Value::Time(_)
+            | Value::Sample(_)
+            | Value::RuleData(_) => true,
         }
     }
 
@@ -162,6 +207,14 @@ impl Value {
             Value::Data(_) => "*template.Data",
             Value::Time(_) => "time.Time",
             Value::Duration(_) => "time.Duration",
+            Value::StrMap(_) => "map[string]string",
+            Value::AnyMap(_) => "map[string]interface {}",
+            Value::Sample(_) => "*template.sample",
+            Value::Samples(_) => "template.queryResult",
+            Value::RuleData(_) => {
+                "struct { Labels map[string]string; ExternalLabels map[string]string; \
+                 ExternalURL string; Value interface {} }"
+            }
         }
     }
 
@@ -185,9 +238,23 @@ impl Value {
         match self {
             Value::Str(text) | Value::SafeHtml(text) | Value::SafeUrl(text) => text.len(),
             Value::List(items) => items.iter().map(Value::text_len).sum(),
+            Value::StrMap(pairs) => pairs_len(pairs),
+            Value::AnyMap(pairs) => pairs
+                .iter()
+                .map(|(key, value)| key.len() + value.text_len())
+                .sum(),
+            Value::Sample(sample) => pairs_len(&sample.labels),
+            Value::Samples(samples) => samples.iter().map(|s| pairs_len(&s.labels)).sum(),
             _ => 0,
         }
     }
+}
+
+fn pairs_len(pairs: &[(String, String)]) -> usize {
+    pairs
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum()
 }
 
 fn alert_view(alert: &AlertData) -> AlertView {
@@ -288,7 +355,67 @@ pub(crate) fn write_value(value: &Value, out: &mut String) {
         }
         Value::Time(time) => out.push_str(&timefmt::go_time_string(time)),
         Value::Duration(nanos) => out.push_str(&timefmt::go_duration_string(*nanos)),
+        Value::StrMap(pairs) => write_go_map(pairs, out),
+        Value::AnyMap(pairs) => {
+            out.push_str("map[");
+            for (index, (name, value)) in pairs.iter().enumerate() {
+                if index > 0 {
+                    out.push(' ');
+                }
+                out.push_str(name);
+                out.push(':');
+                write_value(value, out);
+            }
+            out.push(']');
+        }
+        Value::Sample(sample) => write_sample(sample, out),
+        Value::Samples(samples) => {
+            out.push('[');
+            for (index, sample) in samples.iter().enumerate() {
+                if index > 0 {
+                    out.push(' ');
+                }
+                // Go prints nested pointers as addresses; the contents say more and are stable.
+                write_sample(sample, out);
+            }
+            out.push(']');
+        }
+        Value::RuleData(data) => {
+            out.push('{');
+            write_go_map(&data.labels, out);
+            out.push(' ');
+            write_go_map(&data.external_labels, out);
+            out.push(' ');
+            out.push_str(&data.external_url);
+            out.push(' ');
+            out.push_str(&format_float_g(data.value, None, false));
+            out.push('}');
+        }
     }
+}
+
+/// Go's `%v` of a `map[string]string`: `map[a:1 b:2]`, keys sorted.
+fn write_go_map(pairs: &[(String, String)], out: &mut String) {
+    out.push_str("map[");
+    for (index, (name, value)) in pairs.iter().enumerate() {
+        if index > 0 {
+            out.push(' ');
+        }
+        out.push_str(name);
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push(']');
+}
+
+/// A `*template.sample` as a template prints it: text/template prints what a pointer points
+/// to, `{map[…] 1.5}` (`printf "%v"` adds Go's `&`).
+fn write_sample(sample: &SampleView, out: &mut String) {
+    out.push('{');
+    write_go_map(&sample.labels, out);
+    out.push(' ');
+    out.push_str(&format_float_g(sample.value, None, false));
+    out.push('}');
 }
 
 /// Significant digits and decimal exponent of |f|: 1234.5 is ("12345", 3). `precision` is the
