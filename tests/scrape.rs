@@ -271,3 +271,383 @@ async fn failed_scrapes_report_down_and_reload_keeps_unchanged_loops() {
     manager.stop().await;
     assert!(manager.pool_names().is_empty());
 }
+
+/// Serves `/metrics` with a two-line exposition that declares its metadata.
+async fn serve_small_exposition() -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                "# HELP demo_requests_total Requests served.\n# TYPE demo_requests_total counter\ndemo_requests_total 7\n",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// What the HTTP discovery server in a test answers.
+#[derive(Clone)]
+struct SdAnswer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+async fn serve_http_sd(
+    answer: Arc<std::sync::Mutex<SdAnswer>>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+) -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/sd",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let answer = answer.lock().unwrap().clone();
+            requests.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(headers["accept"], "application/json");
+            assert_eq!(headers["x-prometheus-refresh-interval-seconds"], "1");
+            assert_eq!(headers["authorization"], "Bearer sd-token");
+            async move {
+                (
+                    axum::http::StatusCode::from_u16(answer.status).unwrap(),
+                    [(axum::http::header::CONTENT_TYPE, answer.content_type)],
+                    answer.body,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// A GET through the API routes, parsed as JSON.
+async fn api_get(router: &axum::Router, uri: &str) -> (u16, serde_json::Value) {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn api_router(tsdb: &Arc<Tsdb>, manager: &Arc<ScrapeManager>) -> axum::Router {
+    let handle = tocsin::node::ingest::IngestHandle::new();
+    handle.set(Arc::new(tocsin::node::ingest::IngestRuntime {
+        tsdb: Arc::clone(tsdb),
+        scrape: Arc::clone(manager),
+    }));
+    tocsin::api::targets::routes(handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_sd_targets_are_scraped_and_kept_through_failures() {
+    use tocsin::ingest::discovery::SD_COUNTERS;
+    let metrics = serve_small_exposition().await;
+    let answer = Arc::new(std::sync::Mutex::new(SdAnswer {
+        status: 200,
+        content_type: "application/json; charset=utf-8",
+        body: format!(r#"[{{"targets": ["{metrics}"], "labels": {{"team": "sd"}}}}]"#),
+    }));
+    let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sd = serve_http_sd(Arc::clone(&answer), Arc::clone(&requests)).await;
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("token"), "sd-token\n").unwrap();
+    let tsdb = Arc::new(Tsdb::open(&folder.path().join("db"), TsdbOptions::default()).unwrap());
+    let manager = ScrapeManager::new(Arc::clone(&tsdb), ScrapeOptions::default()).unwrap();
+    let config = format!(
+        concat!(
+            "scrape_configs:\n",
+            "- job_name: from-http\n",
+            "  scrape_interval: 1s\n",
+            "  scrape_timeout: 1s\n",
+            "  http_sd_configs:\n",
+            "  - url: http://{sd}/sd\n",
+            "    refresh_interval: 1s\n",
+            "    bearer_token_file: token\n",
+        ),
+        sd = sd
+    );
+    manager.apply_config(&jobs(&config), folder.path()).unwrap();
+    wait_for("a scrape of the discovered target", || {
+        manager.scrapes("from-http") >= 1
+    })
+    .await;
+    let instance = metrics.to_string();
+    let labels = [
+        ("job", "from-http"),
+        ("instance", instance.as_str()),
+        ("team", "sd"),
+    ];
+    let value = samples(&tsdb, "demo_requests_total", &labels);
+    assert_eq!(value[0].1, 7.0);
+    let active = manager.active_targets();
+    assert_eq!(active.len(), 1);
+    let discovered = &active[0].target.discovered;
+    assert_eq!(discovered.get("__meta_url"), format!("http://{sd}/sd"));
+    assert_eq!(discovered.get("__address__"), instance);
+
+    // Metadata from the exposition, in Prometheus's two shapes.
+    let router = api_router(&tsdb, &manager);
+    let (status, json) = api_get(
+        &router,
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22from-http%22%7D",
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["data"],
+        serde_json::json!([{
+            "target": {"instance": instance, "job": "from-http", "team": "sd"},
+            "metric": "demo_requests_total",
+            "type": "counter",
+            "help": "Requests served.",
+            "unit": "",
+        }])
+    );
+    let (_, json) = api_get(
+        &router,
+        "/api/v1/targets/metadata?metric=demo_requests_total",
+    )
+    .await;
+    assert!(json["data"][0].get("metric").is_none(), "{json}");
+    assert_eq!(json["data"][0]["type"], "counter");
+    let (_, json) = api_get(
+        &router,
+        "/api/v1/targets/metadata?match_target=%7Bjob%3D%22other%22%7D",
+    )
+    .await;
+    assert_eq!(json["data"], serde_json::json!([]));
+    let (status, json) = api_get(&router, "/api/v1/targets/metadata?match_target=up%7B").await;
+    assert_eq!(status, 400);
+    assert_eq!(json["errorType"], "bad_data");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid parameter \"match_target\"")
+    );
+    let (_, json) = api_get(&router, "/api/v1/metadata").await;
+    assert_eq!(
+        json["data"],
+        serde_json::json!({"demo_requests_total": [{"type": "counter", "help": "Requests served.", "unit": ""}]})
+    );
+    let (_, json) = api_get(&router, "/api/v1/metadata?limit=0").await;
+    assert_eq!(json["data"], serde_json::json!({}));
+    let (_, json) = api_get(&router, "/api/v1/metadata?metric=nope").await;
+    assert_eq!(json["data"], serde_json::json!({}));
+    let (status, json) = api_get(&router, "/api/v1/metadata?limit=x").await;
+    assert_eq!(
+        (status, json["error"].as_str().unwrap()),
+        (400, "limit must be a number")
+    );
+
+    // A failing server (wrong status, then wrong content type) keeps the last targets.
+    let failures = SD_COUNTERS.http_failures.load(Ordering::SeqCst);
+    answer.lock().unwrap().status = 500;
+    let seen = requests.load(Ordering::SeqCst);
+    wait_for("a failed refresh", || {
+        requests.load(Ordering::SeqCst) >= seen + 2
+    })
+    .await;
+    {
+        let mut answer = answer.lock().unwrap();
+        answer.status = 200;
+        answer.content_type = "text/plain";
+    }
+    let seen = requests.load(Ordering::SeqCst);
+    wait_for("a refused answer", || {
+        requests.load(Ordering::SeqCst) >= seen + 2
+    })
+    .await;
+    assert!(SD_COUNTERS.http_failures.load(Ordering::SeqCst) >= failures + 2);
+    assert_eq!(
+        manager.active_targets().len(),
+        1,
+        "the last good targets are kept"
+    );
+
+    // An empty list removes the target.
+    {
+        let mut answer = answer.lock().unwrap();
+        answer.content_type = "application/json";
+        answer.body = "[]".to_string();
+    }
+    wait_for("the target to go", || manager.active_targets().is_empty()).await;
+    manager.stop().await;
+}
+
+/// How the test DNS server answers.
+const DNS_ANSWERS: u8 = 0;
+const DNS_SERVFAIL: u8 = 1;
+const DNS_NXDOMAIN: u8 = 2;
+
+/// A DNS server for tests on 127.0.0.1 (UDP): in mode [`DNS_ANSWERS`], answers SRV for
+/// `_node._tcp.sd.test.` (one record, target `localhost.`), A for `node.sd.test.` (127.0.0.1),
+/// and NXDOMAIN for anything else; in [`DNS_SERVFAIL`] it fails every query, in
+/// [`DNS_NXDOMAIN`] no name exists. Packets are written by hand (RFC 1035 section 4).
+async fn serve_dns(srv_port: u16, mode: Arc<std::sync::atomic::AtomicU8>) -> std::net::SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buffer = [0u8; 1500];
+        loop {
+            let Ok((length, peer)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
+            let mode = mode.load(Ordering::SeqCst);
+            if let Some(answer) = dns_answer(&buffer[..length], srv_port, mode) {
+                let _ = socket.send_to(&answer, peer).await;
+            }
+        }
+    });
+    address
+}
+
+fn dns_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+fn dns_answer(query: &[u8], srv_port: u16, mode: u8) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    // The question: labels up to the root, then type and class.
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let length = *query.get(at)? as usize;
+        at += 1;
+        if length == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(at..at + length)?).to_lowercase());
+        at += length;
+    }
+    let question_end = at + 4;
+    let qtype = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
+    let name = labels.join(".");
+    let mut records: Vec<(u16, Vec<u8>)> = Vec::new();
+    match (name.as_str(), qtype) {
+        _ if mode != DNS_ANSWERS => {}
+        ("_node._tcp.sd.test", 33) => {
+            let mut data = vec![0, 10, 0, 5];
+            data.extend_from_slice(&srv_port.to_be_bytes());
+            data.extend(dns_name("localhost."));
+            records.push((33, data));
+        }
+        ("node.sd.test", 1) => records.push((1, vec![127, 0, 0, 1])),
+        _ => {}
+    }
+    let known =
+        mode == DNS_ANSWERS && matches!(name.as_str(), "_node._tcp.sd.test" | "node.sd.test");
+    let rcode = match mode {
+        DNS_SERVFAIL => 2,
+        _ if known => 0,
+        _ => 3,
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(&query[0..2]);
+    // QR, opcode 0, RD copied, RA; rcode 2 (SERVFAIL) or 3 (NXDOMAIN) when not answering.
+    let rd = query[2] & 0x01;
+    out.push(0x80 | rd);
+    out.push(0x80 | rcode);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(query.get(12..question_end)?);
+    for (kind, data) in records {
+        out.extend_from_slice(&[0xc0, 12]);
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend(data);
+    }
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_sd_srv_and_a_records_become_targets() {
+    use tocsin::ingest::discovery::{DiscoveryOptions, SD_COUNTERS};
+    let metrics = serve_small_exposition().await;
+    let mode = Arc::new(std::sync::atomic::AtomicU8::new(DNS_ANSWERS));
+    let dns = serve_dns(metrics.port(), Arc::clone(&mode)).await;
+    let folder = tempfile::tempdir().unwrap();
+    let tsdb = Arc::new(Tsdb::open(folder.path(), TsdbOptions::default()).unwrap());
+    let options = ScrapeOptions {
+        discovery: DiscoveryOptions {
+            dns_server: Some(dns),
+        },
+        ..ScrapeOptions::default()
+    };
+    let manager = ScrapeManager::new(Arc::clone(&tsdb), options).unwrap();
+    let config = format!(
+        concat!(
+            "scrape_configs:\n",
+            "- job_name: from-dns\n",
+            "  scrape_interval: 1s\n",
+            "  scrape_timeout: 1s\n",
+            "  dns_sd_configs:\n",
+            "  - names: [_node._tcp.sd.test]\n",
+            "    refresh_interval: 1s\n",
+            "  - names: [node.sd.test, missing.sd.test]\n",
+            "    type: A\n",
+            "    port: {port}\n",
+            "    refresh_interval: 1s\n",
+        ),
+        port = metrics.port()
+    );
+    let lookups = SD_COUNTERS.dns_lookups.load(Ordering::SeqCst);
+    manager.apply_config(&jobs(&config), folder.path()).unwrap();
+    wait_for("both targets", || manager.active_targets().len() == 2).await;
+    assert!(SD_COUNTERS.dns_lookups.load(Ordering::SeqCst) >= lookups + 3);
+    let active = manager.active_targets();
+    let port = metrics.port().to_string();
+    let by_address = |address: &str| {
+        active
+            .iter()
+            .find(|target| target.target.discovered.get("__address__") == address)
+            .unwrap_or_else(|| panic!("no target {address} in {active:?}"))
+    };
+    let srv = by_address(&format!("localhost:{port}"));
+    let discovered = &srv.target.discovered;
+    assert_eq!(discovered.get("__meta_dns_name"), "_node._tcp.sd.test");
+    assert_eq!(discovered.get("__meta_dns_srv_record_target"), "localhost.");
+    assert_eq!(discovered.get("__meta_dns_srv_record_port"), port);
+    let a = by_address(&format!("127.0.0.1:{port}"));
+    assert_eq!(a.target.discovered.get("__meta_dns_name"), "node.sd.test");
+    assert!(!a.target.discovered.has("__meta_dns_srv_record_target"));
+    // The A record's target is scraped like any other.
+    let instance = format!("127.0.0.1:{port}");
+    wait_for("a scrape of the A record's target", || {
+        samples(&tsdb, "up", &[("job", "from-dns"), ("instance", &instance)])
+            .iter()
+            .any(|(_, value)| *value == 1.0)
+    })
+    .await;
+
+    // Servers that fail keep the last targets; names that no longer exist lose theirs.
+    let failures = SD_COUNTERS.dns_lookup_failures.load(Ordering::SeqCst);
+    mode.store(DNS_SERVFAIL, Ordering::SeqCst);
+    wait_for("failed lookups of all three names", || {
+        SD_COUNTERS.dns_lookup_failures.load(Ordering::SeqCst) >= failures + 3
+    })
+    .await;
+    assert_eq!(manager.active_targets().len(), 2);
+    mode.store(DNS_NXDOMAIN, Ordering::SeqCst);
+    wait_for("the targets to go", || manager.active_targets().is_empty()).await;
+    manager.stop().await;
+}

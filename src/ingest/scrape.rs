@@ -10,11 +10,17 @@
 //! series about two intervals later (unless the node shuts down), as Prometheus does.
 //!
 //! Series labels are cached per loop by their exposition text, as Prometheus's scrape cache
-//! does, so relabeling runs once per series, not once per sample.
+//! does, so relabeling runs once per series, not once per sample. The `# TYPE`, `# HELP` and
+//! `# UNIT` of the last successful scrape are kept per target for `/api/v1/metadata`.
+//!
+//! Each pool's targets come from its [`Discovery`] (static, file, HTTP and DNS).
 
+use super::discovery::{self, Discovery, DiscoveryOptions, Sources};
+use super::parse::MetricType;
 use super::parse::{Entry, OpenMetricsParser, ParseError, TextParser};
 use super::relabel::{self, LabelBuilder};
-use super::targets::{self, FileSd, Populated, Target, TargetGroup};
+use super::targets::{self, Populated, Target, TargetGroup};
+use crate::config::http_client::HttpClientConfig;
 use crate::config::prometheus::{NameValidation, ScrapeConfig, ScrapeProtocol};
 use crate::config::{PromDuration, Secret};
 use crate::tsdb::{AppendError, Labels, Tsdb};
@@ -40,9 +46,9 @@ pub const MAX_SERIES_PER_TARGET: usize = 2_000_000;
 /// `keep_dropped_targets`.
 pub const MAX_DROPPED_TARGETS: usize = 10_000;
 
-/// How often file discovery checks its files at most (it also obeys a shorter
-/// `refresh_interval`).
-const FILE_SD_POLL: Duration = Duration::from_secs(5);
+/// The most metric families whose metadata (TYPE, HELP, UNIT) is kept per target; families
+/// beyond it have none.
+pub const MAX_METADATA_PER_TARGET: usize = 20_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -64,6 +70,57 @@ pub struct ScrapeOptions {
     pub offset_seed: u64,
     /// The folder relative paths (`file_sd_configs`, `*_file`) resolve against.
     pub base_dir: PathBuf,
+    /// Settings of discovery that do not come from the configuration.
+    pub discovery: DiscoveryOptions,
+}
+
+/// A metric family's metadata as the exposition declared it (`# TYPE`, `# HELP`, `# UNIT`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricMetadata {
+    /// Prometheus's name for the type (`counter`, `gauge`, ..., `unknown`).
+    pub kind: &'static str,
+    pub help: String,
+    pub unit: String,
+}
+
+impl Default for MetricMetadata {
+    fn default() -> Self {
+        MetricMetadata {
+            kind: MetricType::Unknown.as_str(),
+            help: String::new(),
+            unit: String::new(),
+        }
+    }
+}
+
+/// A target's metadata by metric family name, from its last successful scrape.
+pub type TargetMetadata = BTreeMap<String, MetricMetadata>;
+
+/// Counters of the whole manager, exported under Prometheus's names.
+#[derive(Debug, Default)]
+pub struct ScrapeCounters {
+    /// `prometheus_target_scrape_pools_total`: pool creation attempts.
+    pub scrape_pools: AtomicU64,
+    /// `prometheus_target_scrape_pools_failed_total`: pools that could not be created.
+    pub scrape_pools_failed: AtomicU64,
+    /// `prometheus_target_scrapes_exceeded_sample_limit_total`.
+    pub exceeded_sample_limit: AtomicU64,
+    /// `prometheus_target_scrapes_sample_duplicate_timestamp_total`.
+    pub duplicate_timestamp: AtomicU64,
+    /// `prometheus_target_scrapes_sample_out_of_order_total`.
+    pub out_of_order: AtomicU64,
+    /// `prometheus_target_scrapes_sample_out_of_bounds_total`.
+    pub out_of_bounds: AtomicU64,
+}
+
+/// A pool's numbers for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub job: String,
+    /// Targets its discovery found (`prometheus_sd_discovered_targets`).
+    pub discovered: u64,
+    /// Targets it scrapes (`prometheus_target_scrape_pool_targets`).
+    pub active: u64,
 }
 
 /// A target's health, as `/api/v1/targets` shows it.
@@ -92,6 +149,8 @@ pub struct ScrapeStatus {
     pub last_scrape: Option<SystemTime>,
     pub last_duration: Duration,
     pub samples: u64,
+    /// The metric metadata of the last successful scrape.
+    pub metadata: Arc<TargetMetadata>,
 }
 
 impl Default for ScrapeStatus {
@@ -102,6 +161,7 @@ impl Default for ScrapeStatus {
             last_scrape: None,
             last_duration: Duration::ZERO,
             samples: 0,
+            metadata: Arc::new(TargetMetadata::new()),
         }
     }
 }
@@ -142,6 +202,8 @@ struct LoopCache {
     seen: HashSet<Arc<Labels>>,
     /// The timestamp of the last scrape, in milliseconds.
     last_ms: Option<i64>,
+    /// The metadata of the last successful scrape.
+    metadata: Arc<TargetMetadata>,
 }
 
 /// The targets and caches of a changed job's old loops, by target hash.
@@ -169,6 +231,9 @@ struct PoolShared {
     over_target_limit: AtomicBool,
     /// Scrapes done, for tests and metrics.
     scrapes: AtomicU64,
+    /// Targets discovery found at the last update.
+    discovered: AtomicU64,
+    counters: Arc<ScrapeCounters>,
 }
 
 #[derive(Default)]
@@ -182,15 +247,29 @@ struct Pool {
     fingerprint: (String, Auth),
     shared: Arc<PoolShared>,
     state: Arc<Mutex<PoolState>>,
+    /// Stops the pool's discovery (and with it the task that follows it).
     discovery_stop: watch::Sender<bool>,
     discovery: JoinHandle<()>,
 }
 
-/// Credentials added to every scrape request.
+/// Credentials added to every request of a client (scrapes, HTTP discovery).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Auth {
+pub(crate) struct Auth {
     basic: Option<(String, String)>,
     authorization: Option<String>,
+}
+
+impl Auth {
+    /// Adds the credentials to a request.
+    pub(crate) fn apply(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some((user, password)) = &self.basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization.as_str());
+        }
+        request
+    }
 }
 
 /// Every job's pool of targets. Cheap to share (`Arc`).
@@ -199,6 +278,7 @@ pub struct ScrapeManager {
     options: Mutex<ScrapeOptions>,
     runtime: tokio::runtime::Handle,
     pools: Mutex<BTreeMap<String, Pool>>,
+    counters: Arc<ScrapeCounters>,
 }
 
 impl ScrapeManager {
@@ -213,6 +293,7 @@ impl ScrapeManager {
             options: Mutex::new(options),
             runtime,
             pools: Mutex::new(BTreeMap::new()),
+            counters: Arc::new(ScrapeCounters::default()),
         }))
     }
 
@@ -223,6 +304,7 @@ impl ScrapeManager {
     pub fn apply_config(&self, jobs: &[ScrapeConfig], base_dir: &Path) -> Result<(), String> {
         lock(&self.options).base_dir = base_dir.to_path_buf();
         let seed = lock(&self.options).offset_seed;
+        let discovery_options = lock(&self.options).discovery.clone();
         let mut errors = Vec::new();
         let mut pools = lock(&self.pools);
         let names: HashSet<&str> = jobs.iter().map(ScrapeConfig::job_name).collect();
@@ -238,9 +320,13 @@ impl ScrapeManager {
         }
         for job in jobs {
             let name = job.job_name().to_string();
-            let auth = match resolve_auth(job, base_dir) {
+            let auth = match resolve_http_auth(&job.http_client(), base_dir) {
                 Ok(auth) => auth,
                 Err(error) => {
+                    self.counters.scrape_pools.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .scrape_pools_failed
+                        .fetch_add(1, Ordering::Relaxed);
                     errors.push(format!("job {name:?}: {error}"));
                     continue;
                 }
@@ -252,9 +338,24 @@ impl ScrapeManager {
             {
                 continue;
             }
-            let client = match build_client(job, base_dir) {
-                Ok(client) => client,
+            self.counters.scrape_pools.fetch_add(1, Ordering::Relaxed);
+            let built = build_http_client(&job.http_client(), base_dir, job.enable_compression)
+                .and_then(|client| {
+                    let sources = Sources {
+                        static_configs: &job.static_configs,
+                        file_sd_configs: &job.file_sd_configs,
+                        http_sd_configs: &job.http_sd_configs,
+                        dns_sd_configs: &job.dns_sd_configs,
+                    };
+                    let discovery = Discovery::new(sources, base_dir, &discovery_options)?;
+                    Ok((client, discovery))
+                });
+            let (client, discovery) = match built {
+                Ok(built) => built,
                 Err(error) => {
+                    self.counters
+                        .scrape_pools_failed
+                        .fetch_add(1, Ordering::Relaxed);
                     errors.push(format!("job {name:?}: {error}"));
                     continue;
                 }
@@ -269,6 +370,8 @@ impl ScrapeManager {
                 seed,
                 over_target_limit: AtomicBool::new(false),
                 scrapes: AtomicU64::new(0),
+                discovered: AtomicU64::new(0),
+                counters: Arc::clone(&self.counters),
             });
             // A changed job: its loops stop without stale markers and hand their series over.
             let (state, previous) = match pools.remove(&name) {
@@ -295,7 +398,7 @@ impl ScrapeManager {
             let discovery = self.runtime.spawn(run_discovery(
                 Arc::clone(&shared),
                 Arc::clone(&state),
-                base_dir.to_path_buf(),
+                discovery,
                 previous,
                 stop_receiver,
             ));
@@ -366,6 +469,23 @@ impl ScrapeManager {
         lock(&self.pools)
             .get(job)
             .map_or(0, |pool| pool.shared.scrapes.load(Ordering::Relaxed))
+    }
+
+    /// The manager's counters.
+    pub fn counters(&self) -> &ScrapeCounters {
+        &self.counters
+    }
+
+    /// Each pool's discovered and active targets, by job name.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        lock(&self.pools)
+            .iter()
+            .map(|(job, pool)| PoolStats {
+                job: job.clone(),
+                discovered: pool.shared.discovered.load(Ordering::Relaxed),
+                active: lock(&pool.state).loops.len() as u64,
+            })
+            .collect()
     }
 
     /// Stops every loop without stale markers (the node is shutting down) and waits for them.
@@ -444,8 +564,8 @@ fn secret_or_file(
     }
 }
 
-fn resolve_auth(job: &ScrapeConfig, base_dir: &Path) -> Result<Auth, String> {
-    let http = job.http_client();
+/// The credentials of an HTTP client configuration, files read relative to `base_dir`.
+pub(crate) fn resolve_http_auth(http: &HttpClientConfig, base_dir: &Path) -> Result<Auth, String> {
     let basic = match &http.basic_auth {
         Some(basic) => {
             let basic = &basic.value;
@@ -489,9 +609,14 @@ fn resolve_auth(job: &ScrapeConfig, base_dir: &Path) -> Result<Auth, String> {
     })
 }
 
-fn build_client(job: &ScrapeConfig, base_dir: &Path) -> Result<reqwest::Client, String> {
+/// A client for an HTTP client configuration (TLS on rustls, redirects, proxy), HTTP/1.1,
+/// gzip when `gzip`.
+pub(crate) fn build_http_client(
+    http: &HttpClientConfig,
+    base_dir: &Path,
+    gzip: bool,
+) -> Result<reqwest::Client, String> {
     use tocsin_receivers::http_client::{TlsSettings, TlsVersion, rustls_client_config};
-    let http = job.http_client();
     if http.proxy_from_environment || !http.no_proxy.is_empty() {
         return Err("proxy_from_environment and no_proxy are not supported by Tocsin".into());
     }
@@ -534,7 +659,7 @@ fn build_client(job: &ScrapeConfig, base_dir: &Path) -> Result<reqwest::Client, 
         .tls_backend_preconfigured(tls)
         .user_agent(tocsin_receivers::http_client::USER_AGENT)
         .redirect(redirects)
-        .gzip(job.enable_compression)
+        .gzip(gzip)
         .http1_only();
     builder = match &http.proxy_url {
         Some(url) => builder.proxy(
@@ -550,72 +675,29 @@ fn build_client(job: &ScrapeConfig, base_dir: &Path) -> Result<reqwest::Client, 
 async fn run_discovery(
     shared: Arc<PoolShared>,
     state: Arc<Mutex<PoolState>>,
-    base_dir: PathBuf,
+    discovery: Discovery,
     mut handovers: Handovers,
     mut stop: watch::Receiver<bool>,
 ) {
-    let config = &shared.config;
-    let statics = targets::static_groups(config);
-    let mut files: Vec<(FileSd, Duration, Instant)> = config
-        .file_sd_configs
-        .iter()
-        .map(|sd| {
-            let files = sd.value.files.iter().map(|f| f.value.clone());
-            let refresh = sd
-                .value
-                .refresh_interval
-                .as_std()
-                .max(Duration::from_secs(1));
-            (FileSd::new(files, &base_dir), refresh, Instant::now())
-        })
-        .collect();
-    if !config.http_sd_configs.is_empty() || !config.dns_sd_configs.is_empty() {
-        tracing::warn!(
-            job = shared.name,
-            "http_sd_configs and dns_sd_configs are not implemented yet; their targets are not scraped"
-        );
-    }
-    let mut file_groups: Vec<Vec<TargetGroup>> = vec![Vec::new(); files.len()];
-    let mut first = true;
+    // Dropping the handle (when this task ends or is aborted) stops discovery.
+    let mut handle = discovery.spawn(&shared.name);
     loop {
-        let mut changed = first;
-        for (index, (sd, refresh, last_full)) in files.iter_mut().enumerate() {
-            // A full re-read every refresh_interval; in between only changed files.
-            if last_full.elapsed() >= *refresh {
-                sd.invalidate();
-                *last_full = Instant::now();
-            }
-            if let Some(groups) = sd.refresh() {
-                file_groups[index] = groups;
-                changed = true;
-            }
-            for error in &sd.errors {
-                tracing::warn!(job = shared.name, %error, "file_sd: cannot read targets");
-            }
-        }
-        if changed {
-            let mut groups = statics.clone();
-            groups.extend(file_groups.iter().flatten().cloned());
-            sync_targets(&shared, &state, &groups, &mut handovers);
-            // Loops of the old configuration whose targets are gone: their series go stale.
-            for (_, (target, cache)) in handovers.drain() {
-                tokio::spawn(end_of_run_staleness(Arc::clone(&shared), target, cache));
-            }
-        }
-        first = false;
-        let poll = files
-            .iter()
-            .map(|(_, refresh, _)| *refresh)
-            .min()
-            .unwrap_or(Duration::MAX)
-            .min(FILE_SD_POLL);
-        if files.is_empty() {
-            let _ = stop.wait_for(|stop| *stop).await;
-            return;
-        }
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            changed = handle.groups.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
             _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let groups: Arc<Vec<TargetGroup>> = Arc::clone(&handle.groups.borrow_and_update());
+        shared
+            .discovered
+            .store(discovery::target_count(&groups) as u64, Ordering::Relaxed);
+        sync_targets(&shared, &state, &groups, &mut handovers);
+        // Loops of the old configuration whose targets are gone: their series go stale.
+        for (_, (target, cache)) in handovers.drain() {
+            tokio::spawn(end_of_run_staleness(Arc::clone(&shared), target, cache));
         }
     }
 }
@@ -682,11 +764,15 @@ fn sync_targets(
                     series: HashMap::new(),
                     seen: std::mem::take(&mut old.seen),
                     last_ms: old.last_ms,
+                    metadata: Arc::clone(&old.metadata),
                 }))
             }
             None => Arc::new(Mutex::new(LoopCache::default())),
         };
-        let status = Arc::new(Mutex::new(ScrapeStatus::default()));
+        let status = Arc::new(Mutex::new(ScrapeStatus {
+            metadata: Arc::clone(&lock(&cache).metadata),
+            ..ScrapeStatus::default()
+        }));
         let (stop, stop_receiver) = watch::channel(None);
         let task = tokio::spawn(run_loop(
             Arc::clone(shared),
@@ -743,16 +829,21 @@ async fn run_loop(
             let cache = Arc::clone(&cache);
             tokio::task::spawn_blocking(move || {
                 let mut cache = lock(&cache);
-                append_scrape(&shared, &target, &mut cache, fetched, started, duration)
+                let outcome =
+                    append_scrape(&shared, &target, &mut cache, fetched, started, duration);
+                (outcome, Arc::clone(&cache.metadata))
             })
             .await
         };
         shared.scrapes.fetch_add(1, Ordering::Relaxed);
-        let outcome = match appended {
-            Ok(outcome) => outcome,
-            Err(error) => Err(format!("scrape task failed: {error}")),
+        let (outcome, metadata) = match appended {
+            Ok((outcome, metadata)) => (outcome, Some(metadata)),
+            Err(error) => (Err(format!("scrape task failed: {error}")), None),
         };
         let mut status = lock(&status);
+        if let Some(metadata) = metadata {
+            status.metadata = metadata;
+        }
         status.last_scrape = Some(started);
         status.last_duration = duration;
         match outcome {
@@ -866,13 +957,9 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<Body, String> {
         if !shared.config.enable_compression {
             request = request.header(reqwest::header::ACCEPT_ENCODING, "identity");
         }
-        if let Some((user, password)) = &shared.auth.basic {
-            request = request.basic_auth(user, Some(password));
-        }
-        if let Some(authorization) = &shared.auth.authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization.as_str());
-        }
-        let mut response = request
+        let mut response = shared
+            .auth
+            .apply(request)
             .send()
             .await
             .map_err(|error| format!("Get {:?}: {}", url.as_str(), error_chain(&error)))?;
@@ -909,7 +996,8 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<Body, String> {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-separated.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -947,6 +1035,7 @@ fn append_scrape(
     match fetched {
         Ok(body) => {
             let mut next_series = HashMap::new();
+            let mut metadata = TargetMetadata::new();
             let result = if body.openmetrics {
                 append_samples(
                     shared,
@@ -958,6 +1047,7 @@ fn append_scrape(
                     &mut counts,
                     &mut next_series,
                     &mut next_seen,
+                    &mut metadata,
                 )
             } else {
                 append_samples(
@@ -970,10 +1060,14 @@ fn append_scrape(
                     &mut counts,
                     &mut next_series,
                     &mut next_seen,
+                    &mut metadata,
                 )
             };
             match result {
-                Ok(()) => cache.series = next_series,
+                Ok(()) => {
+                    cache.series = next_series;
+                    cache.metadata = Arc::new(metadata);
+                }
                 Err(error) => {
                     // Nothing of a failed scrape is kept; its series go stale.
                     appender = tsdb.appender();
@@ -1030,6 +1124,7 @@ fn append_samples<'a>(
     counts: &mut Counts,
     next_series: &mut HashMap<String, Option<Arc<Labels>>>,
     next_seen: &mut HashSet<Arc<Labels>>,
+    metadata: &mut TargetMetadata,
 ) -> Result<(), String> {
     let config = &shared.config;
     let sample_limit = config.sample_limit;
@@ -1037,8 +1132,27 @@ fn append_samples<'a>(
     let mut key = String::new();
     for entry in parser {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
-        let Entry::Sample(sample) = entry else {
-            continue;
+        let sample = match entry {
+            Entry::Sample(sample) => sample,
+            Entry::Help { name, text } => {
+                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
+                    family.help = text.unescape().into_owned();
+                }
+                continue;
+            }
+            Entry::Type { name, kind } => {
+                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
+                    family.kind = kind.as_str();
+                }
+                continue;
+            }
+            Entry::Unit { name, unit } => {
+                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
+                    family.unit = unit.to_string();
+                }
+                continue;
+            }
+            _ => continue,
         };
         // OpenMetrics `_created` series are creation times, not samples (Prometheus skips
         // them unless created-timestamp ingestion is on).
@@ -1085,10 +1199,18 @@ fn append_samples<'a>(
             Some(t) if config.honor_timestamps => t,
             _ => now_ms,
         };
+        // A refused sample is counted; the scrape goes on, as in Prometheus.
+        let counters = &shared.counters;
         match appender.append(&labels, timestamp, sample.value) {
             Ok(_) => {}
-            Err(AppendError::OutOfOrder | AppendError::OutOfBounds | AppendError::Duplicate) => {
-                // Counted by the TSDB; the scrape goes on, as in Prometheus.
+            Err(AppendError::OutOfOrder) => {
+                counters.out_of_order.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(AppendError::OutOfBounds) => {
+                counters.out_of_bounds.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(AppendError::Duplicate) => {
+                counters.duplicate_timestamp.fetch_add(1, Ordering::Relaxed);
             }
             Err(AppendError::EmptyLabels) => {}
         }
@@ -1098,9 +1220,28 @@ fn append_samples<'a>(
         }
     }
     if sample_limit_exceeded {
+        shared
+            .counters
+            .exceeded_sample_limit
+            .fetch_add(1, Ordering::Relaxed);
         return Err(format!("sample limit exceeded (limit: {sample_limit})"));
     }
     Ok(())
+}
+
+/// The metadata slot of a family, made on first sight; `None` once the target has
+/// [`MAX_METADATA_PER_TARGET`] families.
+fn metadata_entry<'m>(
+    metadata: &'m mut TargetMetadata,
+    family: &str,
+) -> Option<&'m mut MetricMetadata> {
+    if !metadata.contains_key(family) {
+        if metadata.len() >= MAX_METADATA_PER_TARGET {
+            return None;
+        }
+        metadata.insert(family.to_string(), MetricMetadata::default());
+    }
+    metadata.get_mut(family)
 }
 
 /// A scraped series' final labels (`None` when `metric_relabel_configs` drop it), or the

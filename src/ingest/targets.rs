@@ -3,11 +3,12 @@
 //! (`job`, `__scheme__`, `__metrics_path__`, `__scrape_interval__`, `__scrape_timeout__`,
 //! `__param_*`), `relabel_configs`, `__meta_*` removed, `instance` defaulting to `__address__`.
 //!
-//! Not here yet: `http_sd_configs` and `dns_sd_configs` (their jobs get no targets from them).
+//! HTTP and DNS discovery, and the task that runs every mechanism of a job, are in
+//! [`super::discovery`].
 
 use super::relabel::{self, LabelBuilder};
-use crate::config::PromDuration;
-use crate::config::prometheus::ScrapeConfig;
+use crate::config::prometheus::{ScrapeConfig, StaticConfig};
+use crate::config::{PromDuration, Spanned};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -44,7 +45,12 @@ pub struct TargetGroup {
 
 /// The groups of a job's `static_configs`.
 pub fn static_groups(job: &ScrapeConfig) -> Vec<TargetGroup> {
-    job.static_configs
+    static_config_groups(&job.static_configs)
+}
+
+/// The groups of a `static_configs` list (a scrape job's or an Alertmanager set's).
+pub fn static_config_groups(configs: &[Spanned<StaticConfig>]) -> Vec<TargetGroup> {
+    configs
         .iter()
         .enumerate()
         .map(|(index, config)| TargetGroup {
