@@ -59,17 +59,46 @@ impl Conn {
         path: &str,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), String> {
+        self.try_request_with(method, path, &[("Content-Type", "application/json")], body)
+    }
+
+    /// Like [`Conn::request`], with `headers` in place of the JSON `Content-Type` (for
+    /// bodies that are not JSON, such as remote write's).
+    pub fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        match self.try_request_with(method, path, headers, body) {
+            Ok(response) => Ok(response),
+            Err(_) => {
+                self.connect()?;
+                self.try_request_with(method, path, headers, body)
+            }
+        }
+    }
+
+    /// One request; `headers` are sent with a body (any method but GET), with its
+    /// `Content-Length`.
+    pub fn try_request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
         let reader = self.reader.as_mut().ok_or("not connected")?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: tocsin-bench\r\n",
             self.address
         );
         if method != "GET" {
-            let _ = write!(
-                head,
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            );
+            for (name, value) in headers {
+                let _ = write!(head, "{name}: {value}\r\n");
+            }
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
         }
         head.push_str("\r\n");
         let mut request = Vec::with_capacity(head.len() + body.len());
@@ -131,6 +160,8 @@ impl Conn {
                     .map_err(|e| format!("read chunk: {e}"))?;
                 read_line(reader, &mut line)?;
             }
+        } else if status == 204 || status == 304 || (100..200).contains(&status) {
+            // These never carry a body, whatever the headers say (RFC 9110 §6.4.1).
         } else if let Some(length) = content_length {
             body.resize(length, 0);
             reader
