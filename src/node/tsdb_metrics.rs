@@ -2,13 +2,15 @@
 //! tail is cut back, reported, and does not stop the node), compacted every minute in the
 //! background, and its numbers on `/metrics` as `tocsin_tsdb_*`, read at scrape time.
 
+use crate::config::LoadedConfig;
+use crate::config::prometheus::StorageConfig;
+use crate::node::NodeOptions;
 use crate::tsdb::{Tsdb, TsdbOptions};
 use anyhow::Context as _;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,13 +18,51 @@ use std::time::Duration;
 /// How often the head is checked for blocks to persist (Prometheus: every minute).
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Opens the TSDB under `<storage_path>/tsdb/`, off the async workers (the replay reads the
+/// The storage options from the flags and the configuration file, as Prometheus resolves
+/// them: `--storage.tsdb.retention.time` over the deprecated `--storage.tsdb.retention`; 15 days
+/// when no time or size retention is given at all; then the config file's
+/// `storage.tsdb.retention.time`/`.size`, when set (non-zero), over the flags (Prometheus 3's
+/// `db_storage` reloader). The out-of-order window is the config's.
+pub fn tsdb_options(options: &NodeOptions, storage: &StorageConfig) -> TsdbOptions {
+    let mut retention_ms = options
+        .tsdb_retention_time_ms
+        .filter(|ms| *ms != 0)
+        .or(options.tsdb_deprecated_retention_ms.filter(|ms| *ms != 0));
+    let mut retention_bytes = options.tsdb_retention_size_bytes.filter(|b| *b > 0);
+    if retention_ms.is_none() && retention_bytes.is_none() {
+        retention_ms = Some(crate::tsdb::db::DEFAULT_RETENTION_MS);
+    }
+    if let Some(retention) = &storage.tsdb.retention {
+        if let Some(time) = retention.time.filter(|t| !t.is_zero()) {
+            retention_ms = Some(i64::try_from(time.as_millis()).unwrap_or(i64::MAX));
+        }
+        if let Some(size) = retention.size.filter(|s| s.0 > 0) {
+            retention_bytes = Some(size.0);
+        }
+    }
+    TsdbOptions {
+        retention_ms,
+        retention_bytes,
+        out_of_order_window_ms: i64::try_from(storage.tsdb.out_of_order_time_window.as_millis())
+            .unwrap_or(i64::MAX),
+        ..TsdbOptions::default()
+    }
+}
+
+/// Opens the TSDB under `<storage.path>/tsdb/`, off the async workers (the replay reads the
 /// whole WAL), and logs what the replay found.
-pub async fn open(storage_path: &Path) -> anyhow::Result<Arc<Tsdb>> {
-    let folder = storage_path.join("tsdb");
+pub async fn open(node_options: &NodeOptions, config: &LoadedConfig) -> anyhow::Result<Arc<Tsdb>> {
+    let folder = node_options.storage_path.join("tsdb");
     let opening = folder.clone();
     let started = std::time::Instant::now();
-    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&opening, TsdbOptions::default()))
+    let options = tsdb_options(node_options, &config.config.storage);
+    tracing::info!(
+        retention_time = ?options.retention_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        retention_size_bytes = ?options.retention_bytes,
+        out_of_order_window = ?Duration::from_millis(options.out_of_order_window_ms.max(0) as u64),
+        "TSDB storage options"
+    );
+    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&opening, options))
         .await
         .context("the TSDB open task failed")?
         .with_context(|| format!("cannot open the TSDB in {}", folder.display()))?;
@@ -215,11 +255,22 @@ impl prometheus_client::collector::Collector for TsdbMetrics {
                     ("out_of_bounds", load(&refused.out_of_bounds)),
                     ("duplicate", load(&refused.duplicate)),
                     ("empty_labels", load(&refused.empty_labels)),
+                    ("too_old", load(&refused.too_old)),
                 ]
                 .into_iter()
                 .map(|(reason, value)| (vec![("reason", reason.to_string())], value))
                 .collect(),
             },
+            counter(
+                "tocsin_tsdb_out_of_order_samples_appended",
+                "Out-of-order samples accepted within the out-of-order window",
+                stats.ooo_accepted as f64,
+            ),
+            gauge(
+                "tocsin_tsdb_head_out_of_order_samples",
+                "Out-of-order samples held in the head",
+                stats.head_ooo_samples as f64,
+            ),
             gauge(
                 "tocsin_tsdb_pressure",
                 "The larger of head and WAL pressure: at or above 1, storage is falling behind",
@@ -258,5 +309,53 @@ impl prometheus_client::collector::Collector for TsdbMetrics {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::parse_document;
+
+    fn resolve(flags: (Option<i64>, Option<i64>, Option<u64>), config: &str) -> TsdbOptions {
+        let mut options = NodeOptions::new("data".into(), "127.0.0.1:0".into());
+        (
+            options.tsdb_retention_time_ms,
+            options.tsdb_deprecated_retention_ms,
+            options.tsdb_retention_size_bytes,
+        ) = flags;
+        let storage: StorageConfig = parse_document(config, "s.yml").unwrap();
+        tsdb_options(&options, &storage)
+    }
+
+    #[test]
+    fn retention_resolves_as_prometheus_does() {
+        let day = 86_400_000;
+        let defaults = resolve((None, None, None), "{}");
+        assert_eq!(defaults.retention_ms, Some(15 * day));
+        assert_eq!(defaults.retention_bytes, None);
+        assert_eq!(defaults.out_of_order_window_ms, 0);
+        // The new flag wins over the deprecated one.
+        assert_eq!(
+            resolve((Some(day), Some(2 * day), None), "{}").retention_ms,
+            Some(day)
+        );
+        assert_eq!(
+            resolve((None, Some(2 * day), None), "{}").retention_ms,
+            Some(2 * day)
+        );
+        // A size alone means no time retention.
+        let size_only = resolve((None, None, Some(1 << 30)), "{}");
+        assert_eq!(
+            (size_only.retention_ms, size_only.retention_bytes),
+            (None, Some(1 << 30))
+        );
+        // The config file's fields override the flags one by one.
+        let config = "tsdb:\n  retention:\n    time: 3d\n  out_of_order_time_window: 10m\n";
+        let both = resolve((Some(day), None, Some(5)), config);
+        assert_eq!(both.retention_ms, Some(3 * day));
+        assert_eq!(both.retention_bytes, Some(5));
+        assert_eq!(both.out_of_order_window_ms, 600_000);
     }
 }

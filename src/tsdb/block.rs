@@ -8,6 +8,7 @@ use super::error::TsdbError;
 use super::index::{ChunkMeta, IndexReader, IndexSeries, write_index};
 use super::labels::Labels;
 use super::meta::{BlockCompaction, BlockMeta, BlockStats, MAX_META_BYTES, Ulid};
+use super::tombstones::{Intervals, Tombstones, without_deleted};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +16,6 @@ use std::path::{Path, PathBuf};
 pub const TMP_FOR_CREATION: &str = ".tmp-for-creation";
 /// Samples per chunk when cutting a sample list into chunks (Prometheus's target).
 pub const SAMPLES_PER_CHUNK: usize = 120;
-
-/// An empty tombstones file: magic, version 1, and the CRC32C of no tombstones.
-const EMPTY_TOMBSTONES: [u8; 9] = [0x01, 0x30, 0xBA, 0x30, 0x01, 0, 0, 0, 0];
 
 /// One encoded chunk of a series headed for a block.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,11 +164,45 @@ pub fn write_block_compacted(
         .to_json()
         .map_err(|error| TsdbError::Usage(format!("encoding meta.json: {error}")))?;
     write_synced(&meta_path, &json)?;
-    write_synced(&folder.join("tombstones"), &EMPTY_TOMBSTONES)?;
+    write_synced(
+        &folder.join(super::tombstones::TOMBSTONES_FILE),
+        &Tombstones::default().encode(),
+    )?;
     sync_folder(&folder)?;
     std::fs::rename(&folder, &final_folder).map_err(TsdbError::io(&final_folder))?;
     sync_folder(parent)?;
     Ok(meta)
+}
+
+/// Rewrites a block's `meta.json` crash-safely (temporary file, fsync, rename, fsync folder).
+pub fn rewrite_meta(folder: &Path, meta: &BlockMeta) -> Result<(), TsdbError> {
+    let json = meta
+        .to_json()
+        .map_err(|error| TsdbError::Usage(format!("encoding meta.json: {error}")))?;
+    let temporary = folder.join("meta.json.tmp");
+    write_synced(&temporary, &json)?;
+    let path = folder.join("meta.json");
+    std::fs::rename(&temporary, &path).map_err(TsdbError::io(&path))?;
+    sync_folder(folder)
+}
+
+/// A chunk's samples without the deleted ones, as chunks: the chunk itself when no interval
+/// meets it, nothing when one covers it, re-encoded otherwise.
+pub fn chunk_without_deleted(
+    chunk: BlockChunk,
+    deleted: Option<&Intervals>,
+) -> Result<Vec<BlockChunk>, super::chunkenc::ChunkDecodeError> {
+    let Some(intervals) = deleted.filter(|d| d.overlaps(chunk.min_time, chunk.max_time)) else {
+        return Ok(vec![chunk]);
+    };
+    if intervals.covers(chunk.min_time, chunk.max_time) {
+        return Ok(Vec::new());
+    }
+    let samples = super::chunkenc::decode_xor(&chunk.data)?;
+    Ok(chunks_from_samples(&without_deleted(
+        samples,
+        Some(intervals),
+    )))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TsdbError> {
@@ -212,20 +244,52 @@ pub struct Block {
     meta: BlockMeta,
     index: IndexReader,
     chunks: ChunkReader,
+    tombstones: Tombstones,
 }
 
 impl Block {
-    /// Opens the block in `folder`, checking its meta, index and chunk headers.
+    /// Opens the block in `folder`, checking its meta, index, chunk headers and tombstones.
     pub fn open(folder: &Path) -> Result<Block, TsdbError> {
         let meta = read_meta(folder)?;
         let index = IndexReader::open(&folder.join("index"))?;
         let chunks = ChunkReader::open(&folder.join("chunks"))?;
+        let tombstones = Tombstones::read_file(folder)?;
         Ok(Block {
             folder: folder.to_path_buf(),
             meta,
             index,
             chunks,
+            tombstones,
         })
+    }
+
+    /// Its deleted intervals by index series id.
+    pub fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
+    }
+
+    /// Hard-links every file of the block into `<parent>/<ulid>/` (a snapshot: files are never
+    /// modified in place, only replaced by rename, so the links keep this version).
+    pub fn hard_link_into(&self, parent: &Path) -> Result<(), TsdbError> {
+        fn link_folder(from: &Path, to: &Path, depth: u32) -> Result<(), TsdbError> {
+            std::fs::create_dir_all(to).map_err(TsdbError::io(to))?;
+            for entry in std::fs::read_dir(from).map_err(TsdbError::io(from))? {
+                let entry = entry.map_err(TsdbError::io(from))?;
+                let source = entry.path();
+                let target = to.join(entry.file_name());
+                let kind = entry.file_type().map_err(TsdbError::io(&source))?;
+                if kind.is_dir() {
+                    if depth == 0 {
+                        return Err(TsdbError::invalid(&source, "unexpected nested folder"));
+                    }
+                    link_folder(&source, &target, depth - 1)?;
+                } else {
+                    std::fs::hard_link(&source, &target).map_err(TsdbError::io(&target))?;
+                }
+            }
+            sync_folder(to)
+        }
+        link_folder(&self.folder, &parent.join(self.meta.ulid.to_string()), 1)
     }
 
     /// The block's folder.

@@ -9,11 +9,13 @@
 //! - Merging ([`merge_blocks`]): per series the chunks of every source, copied as they are when
 //!   they do not overlap, re-encoded from merged samples when they do (overlapping sources).
 //!   The result is one level above its highest source and lists the union of their sources.
+//!   Samples the sources' tombstones delete are left out, so a merge drops deleted data.
 //! - Retention ([`beyond_retention`]): whole blocks whose end is more than the time retention
 //!   behind the newest block's end, then the oldest blocks until the size retention holds.
 
 use super::block::{
-    Block, BlockChunk, BlockSeries, NewBlock, chunks_from_samples, write_block_compacted,
+    Block, BlockChunk, BlockSeries, NewBlock, chunk_without_deleted, chunks_from_samples,
+    write_block_compacted,
 };
 use super::chunkenc::{Encoding, decode_xor};
 use super::error::TsdbError;
@@ -123,18 +125,30 @@ pub fn merge_blocks(
         let index = block.index();
         for id in index.all_postings()? {
             let series = index.series(id)?;
-            let chunks = by_labels.entry(series.labels).or_default();
+            let deleted = block.tombstones().get(id);
+            let chunks = by_labels.entry(series.labels.clone()).or_default();
             for meta in &series.chunks {
+                if deleted.is_some_and(|d| d.covers(meta.min_time, meta.max_time)) {
+                    continue;
+                }
                 let (encoding, data) = block.chunks().chunk(meta.chunk_ref)?;
                 if Encoding::from_byte(encoding) != Some(Encoding::Xor) {
                     // Native histogram chunks are not carried yet (issue 7's notes).
                     continue;
                 }
-                chunks.push(BlockChunk {
+                let chunk = BlockChunk {
                     min_time: meta.min_time,
                     max_time: meta.max_time,
                     data,
-                });
+                };
+                let kept = chunk_without_deleted(chunk, deleted).map_err(|error| {
+                    TsdbError::Usage(format!(
+                        "merging {}: a chunk of block {} does not decode: {error}",
+                        series.labels,
+                        block.meta().ulid
+                    ))
+                })?;
+                chunks.extend(kept);
             }
         }
     }

@@ -13,15 +13,26 @@
 //! not logged yet) to the WAL and fsyncs before it applies the samples to the head and returns.
 //! Commits are serialised by the WAL lock, so the head applies samples in WAL order and replay
 //! reproduces exactly the head a crash interrupted.
+//!
+//! Out-of-order samples (with [`TsdbOptions::out_of_order_window_ms`] set) go to the
+//! write-behind log `<dir>/wbl/` instead, in the WAL's segment format, as Prometheus writes
+//! them; it is replayed after the WAL and rewritten after each head compaction with the
+//! out-of-order samples still in the head.
+//!
+//! Deletion ([`Tsdb::delete`]): blocks get tombstones in their `tombstones` file (and
+//! `numTombstones` in `meta.json`); the head gets them in memory and as a Tombstones record in
+//! the WAL, so they survive a restart. Readers skip deleted samples; compactions and
+//! [`Tsdb::clean_tombstones`] write blocks without them.
 
-use super::block::{Block, NewBlock, TMP_FOR_CREATION, folder_bytes, write_block};
+use super::block::{Block, NewBlock, TMP_FOR_CREATION, folder_bytes, rewrite_meta, write_block};
 use super::compact;
 use super::error::TsdbError;
-use super::head::{AppendError, Head};
+use super::head::{AppendError, Head, Placement, Refusal, place};
 use super::index::postings_for_matchers;
 use super::labels::{Labels, Matcher};
 use super::meta::Ulid;
 use super::querier::{ChunkData, Series, SeriesCollector};
+use super::tombstones::{Interval, Intervals};
 use super::wal::checkpoint;
 use super::wal::record::{self, Record, RefSample};
 use super::wal::segment::{self, DEFAULT_SEGMENT_BYTES, WalCorruption, WalWriter};
@@ -44,6 +55,10 @@ pub struct TsdbOptions {
     /// The oldest blocks are deleted while blocks and WAL together exceed this many bytes
     /// (`--storage.tsdb.retention.size`). `None`: no limit.
     pub retention_bytes: Option<u64>,
+    /// Samples older than their series' newest sample (or than the head's lower bound) are
+    /// still accepted when at most this far behind the head's newest sample (milliseconds;
+    /// `storage.tsdb.out_of_order_time_window`). 0 refuses them.
+    pub out_of_order_window_ms: i64,
 }
 
 /// Prometheus's default time retention.
@@ -56,6 +71,7 @@ impl Default for TsdbOptions {
             wal_segment_bytes: DEFAULT_SEGMENT_BYTES,
             retention_ms: Some(DEFAULT_RETENTION_MS),
             retention_bytes: None,
+            out_of_order_window_ms: 0,
         }
     }
 }
@@ -73,6 +89,8 @@ pub struct ReplayReport {
     pub unknown_series_samples: u64,
     /// Samples the head refused on replay (they were refused when first committed, too).
     pub rejected_samples: u64,
+    /// Deleted intervals replayed from Tombstones records.
+    pub tombstones: u64,
     /// Records of kinds not replayed, and Snappy records that did not decompress.
     pub skipped_records: u64,
     /// Snappy-compressed records read (Prometheus's WAL compression).
@@ -94,9 +112,22 @@ pub struct AppendCounters {
     pub duplicate: AtomicU64,
     /// Samples with empty label sets.
     pub empty_labels: AtomicU64,
+    /// Out-of-order samples older than the out-of-order window (Prometheus's "too old").
+    pub too_old: AtomicU64,
+    /// Out-of-order samples accepted within the window.
+    pub ooo_accepted: AtomicU64,
 }
 
 impl AppendCounters {
+    fn count_refusal(&self, refusal: Refusal) {
+        match refusal {
+            Refusal::Error(error) => self.count(error),
+            Refusal::TooOld => {
+                self.too_old.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn count(&self, error: AppendError) {
         let counter = match error {
             AppendError::OutOfOrder => &self.out_of_order,
@@ -180,6 +211,12 @@ pub struct TsdbStats {
     pub refused_duplicate: u64,
     /// See `refused_out_of_order`.
     pub refused_empty_labels: u64,
+    /// See `refused_out_of_order`: out of order beyond the out-of-order window.
+    pub refused_too_old: u64,
+    /// Out-of-order samples accepted within the window since open.
+    pub ooo_accepted: u64,
+    /// Out-of-order samples in the head now.
+    pub head_ooo_samples: u64,
     /// Head span / (1.5 × chunk range): above 1, head compaction is overdue.
     pub head_pressure: f64,
     /// Commits waiting / [`WAL_BACKLOG_FULL`]: above 1, the disk does not keep up with fsyncs.
@@ -199,6 +236,8 @@ pub struct Tsdb {
     blocks: RwLock<Vec<Arc<Block>>>,
     head: RwLock<Head>,
     wal: Mutex<WalWriter>,
+    /// The write-behind log of out-of-order samples, when a window is set or one exists.
+    wbl: Mutex<Option<WalWriter>>,
     /// Serialises compactions.
     compaction: Mutex<()>,
     counters: AppendCounters,
@@ -222,13 +261,25 @@ impl Tsdb {
         std::fs::create_dir_all(folder).map_err(TsdbError::io(folder))?;
         let blocks = open_blocks(folder)?;
         let mut head = Head::new(options.chunk_range_ms);
+        head.ooo_window = options.out_of_order_window_ms.max(0);
         head.min_valid_time = blocks
             .iter()
             .map(|b| b.meta().max_time)
             .max()
             .unwrap_or(i64::MIN);
         let wal_folder = folder.join("wal");
-        let (report, next_segment) = replay_wal(&wal_folder, &mut head)?;
+        let (mut report, next_segment, refs) = replay_wal(&wal_folder, &mut head)?;
+        let wbl_folder = folder.join(WBL_FOLDER);
+        let wbl = if wbl_folder.is_dir() || head.ooo_window > 0 {
+            let next = replay_wbl(&wbl_folder, &mut head, &refs, &mut report)?;
+            Some(WalWriter::create(
+                &wbl_folder,
+                next,
+                options.wal_segment_bytes,
+            )?)
+        } else {
+            None
+        };
         let wal = WalWriter::create(&wal_folder, next_segment, options.wal_segment_bytes)?;
         Ok(Tsdb {
             folder: folder.to_path_buf(),
@@ -236,6 +287,7 @@ impl Tsdb {
             blocks: RwLock::new(blocks),
             head: RwLock::new(head),
             wal: Mutex::new(wal),
+            wbl: Mutex::new(wbl),
             compaction: Mutex::new(()),
             counters: AppendCounters::default(),
             activity: Activity::default(),
@@ -295,6 +347,7 @@ impl Tsdb {
         }
         if let Some(cut) = truncated_to {
             report.checkpoint = Some(self.checkpoint(cut)?);
+            self.rewrite_wbl()?;
         }
         self.compact_blocks(&mut report)?;
         self.apply_retention(&mut report)?;
@@ -315,6 +368,198 @@ impl Tsdb {
         let stats = checkpoint::create(&wal_folder, last, &|r| live.contains(&r), min_time)?;
         self.activity.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(stats)
+    }
+
+    /// Starts a new WBL segment holding the out-of-order samples still in the head and
+    /// deletes the older segments (their other samples are in blocks now). Commits wait
+    /// meanwhile, so no out-of-order sample is missed.
+    fn rewrite_wbl(&self) -> Result<(), TsdbError> {
+        let _commits = lock(&self.wal);
+        let mut guard = lock(&self.wbl);
+        let Some(wbl) = guard.as_mut() else {
+            return Ok(());
+        };
+        let last = wbl.next_segment()?;
+        let samples: Vec<RefSample> = {
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            head.ooo_samples()
+                .into_iter()
+                .map(|(series_ref, timestamp, value)| RefSample {
+                    series_ref,
+                    timestamp,
+                    value,
+                })
+                .collect()
+        };
+        for batch in samples.chunks(SAMPLES_PER_RECORD) {
+            wbl.log(&record::encode_samples(batch))?;
+        }
+        wbl.sync()?;
+        let folder = wbl.folder().to_path_buf();
+        for number in segment::list_segments(&folder)? {
+            if number <= last {
+                let path = segment::segment_path(&folder, number);
+                std::fs::remove_file(&path).map_err(TsdbError::io(&path))?;
+            }
+        }
+        super::chunks::sync_folder(&folder)
+    }
+
+    /// Deletes the samples in `[mint, maxt]` (inclusive, milliseconds) of the series matching
+    /// every matcher, as Prometheus's `DB.Delete`: tombstones in each overlapping block
+    /// (written before this returns) and in the head (logged in the WAL and fsynced first).
+    /// Returns how many series got a tombstone.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<u64, TsdbError> {
+        if mint > maxt {
+            return Ok(0);
+        }
+        let _serialised = lock(&self.compaction);
+        let mut deleted = 0u64;
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for block in blocks {
+            let meta = block.meta();
+            if meta.min_time > maxt || meta.max_time <= mint {
+                continue;
+            }
+            let index = block.index();
+            let mut stones = block.tombstones().clone();
+            let mut touched = 0u64;
+            for id in postings_for_matchers(index, matchers)? {
+                let series = index.series(id)?;
+                let (Some(first), Some(last)) = (series.chunks.first(), series.chunks.last())
+                else {
+                    continue;
+                };
+                if series
+                    .chunks
+                    .iter()
+                    .any(|c| c.min_time <= maxt && mint <= c.max_time)
+                {
+                    stones.add(
+                        id,
+                        Interval {
+                            mint: mint.max(first.min_time),
+                            maxt: maxt.min(last.max_time),
+                        },
+                    );
+                    touched += 1;
+                }
+            }
+            if touched == 0 {
+                continue;
+            }
+            stones.write_file(block.folder())?;
+            let mut new_meta = meta.clone();
+            new_meta.stats.num_tombstones = stones.total();
+            rewrite_meta(block.folder(), &new_meta)?;
+            let reopened = Arc::new(Block::open(block.folder())?);
+            let mut current = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+            for slot in current.iter_mut() {
+                if slot.meta().ulid == meta.ulid {
+                    *slot = Arc::clone(&reopened);
+                }
+            }
+            deleted += touched;
+        }
+        let mut wal = lock(&self.wal);
+        let stones = {
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            let refs = postings_for_matchers(&*head, matchers)?;
+            head.deletion_stones(&refs, mint, maxt)
+        };
+        if !stones.is_empty() {
+            for batch in stones.chunks(SAMPLES_PER_RECORD) {
+                wal.log(&record::encode_tombstones(batch))?;
+            }
+            wal.sync()?;
+            let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
+            for &(series_ref, interval) in &stones {
+                head.tombstones.add(series_ref, interval);
+            }
+            deleted += stones.len() as u64;
+        }
+        Ok(deleted)
+    }
+
+    /// Rewrites every block that has tombstones without the deleted samples (one level up, so
+    /// a crash between writing the new block and deleting the old one is resolved at open as
+    /// for merges), as Prometheus's `DB.CleanTombstones`. Returns how many blocks it rewrote.
+    pub fn clean_tombstones(&self) -> Result<u64, TsdbError> {
+        let _serialised = lock(&self.compaction);
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut rewritten = 0u64;
+        for block in blocks {
+            if block.tombstones().is_empty() {
+                continue;
+            }
+            let meta = compact::merge_blocks(&self.folder, &[&*block], unix_millis())?;
+            let new_folder = self.folder.join(meta.ulid.to_string());
+            let replacement = if meta.stats.num_samples == 0 {
+                // Everything was deleted: no block at all, as Prometheus.
+                delete_block_folder(&new_folder)?;
+                None
+            } else {
+                Some(Arc::new(Block::open(&new_folder)?))
+            };
+            {
+                let mut current = self.blocks.write().unwrap_or_else(|p| p.into_inner());
+                current.retain(|b| b.meta().ulid != block.meta().ulid);
+                current.extend(replacement);
+                current.sort_by_key(|b| (b.meta().min_time, b.meta().ulid));
+            }
+            delete_block_folder(block.folder())?;
+            rewritten += 1;
+        }
+        Ok(rewritten)
+    }
+
+    /// Writes a snapshot into `dir` (created): every block hard-linked, and with `with_head`
+    /// the head's samples as one more block, as Prometheus's `DB.Snapshot`.
+    pub fn snapshot(&self, dir: &Path, with_head: bool) -> Result<(), TsdbError> {
+        let _serialised = lock(&self.compaction);
+        std::fs::create_dir_all(dir).map_err(TsdbError::io(dir))?;
+        let blocks: Vec<Arc<Block>> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for block in &blocks {
+            block.hard_link_into(dir)?;
+        }
+        if with_head {
+            let head_block = {
+                let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+                match (head.min_time(), head.max_time()) {
+                    (Some(min), Some(max)) => {
+                        let max = max.saturating_add(1);
+                        Some((min, max, head.block_series(min, max)))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((min_time, max_time, series)) = head_block
+                && !series.is_empty()
+            {
+                write_block(
+                    dir,
+                    NewBlock {
+                        series,
+                        min_time,
+                        max_time,
+                        created_unix_millis: unix_millis(),
+                    },
+                )?;
+            }
+        }
+        super::chunks::sync_folder(dir)
     }
 
     fn add_block(&self, block: Block) {
@@ -404,13 +649,14 @@ impl Tsdb {
 
     /// The storage's gauges and counters (walks the block and WAL folders for sizes).
     pub fn stats(&self) -> TsdbStats {
-        let (head_series, head_chunks, head_min_time, head_max_time) = {
+        let (head_series, head_chunks, head_min_time, head_max_time, head_ooo_samples) = {
             let head = self.head.read().unwrap_or_else(|p| p.into_inner());
             (
                 head.num_series() as u64,
                 head.num_chunks(),
                 head.min_time(),
                 head.max_time(),
+                head.num_ooo_samples(),
             )
         };
         let blocks: Vec<Arc<Block>> = self
@@ -447,6 +693,9 @@ impl Tsdb {
             refused_out_of_bounds: load(&self.counters.out_of_bounds),
             refused_duplicate: load(&self.counters.duplicate),
             refused_empty_labels: load(&self.counters.empty_labels),
+            refused_too_old: load(&self.counters.too_old),
+            ooo_accepted: load(&self.counters.ooo_accepted),
+            head_ooo_samples,
             head_pressure,
             wal_pressure,
             pressure: head_pressure.max(wal_pressure),
@@ -571,9 +820,35 @@ fn open_blocks(folder: &Path) -> Result<Vec<Arc<Block>>, TsdbError> {
     Ok(blocks)
 }
 
-/// Replays the newest checkpoint, then the segments after it, into `head`; returns the report
-/// and the number for the next segment.
-fn replay_wal(wal_folder: &Path, head: &mut Head) -> Result<(ReplayReport, u64), TsdbError> {
+/// The write-behind log's folder (Prometheus's name).
+pub const WBL_FOLDER: &str = "wbl";
+
+/// Replays the write-behind log's segments (out-of-order samples; series come from the WAL,
+/// whose `refs` maps their references); returns the number for the next segment.
+fn replay_wbl(
+    wbl_folder: &Path,
+    head: &mut Head,
+    refs: &HashMap<u64, u64>,
+    report: &mut ReplayReport,
+) -> Result<u64, TsdbError> {
+    if !wbl_folder.is_dir() {
+        return Ok(0);
+    }
+    let segments = segment::list_segments(wbl_folder)?;
+    let mut refs = refs.clone();
+    for &number in &segments {
+        let path = segment::segment_path(wbl_folder, number);
+        replay_segment(&path, head, &mut refs, report, true)?;
+    }
+    Ok(segments.last().map_or(0, |last| last + 1))
+}
+
+/// Replays the newest checkpoint, then the segments after it, into `head`; returns the report,
+/// the number for the next segment, and the WAL → head reference map.
+fn replay_wal(
+    wal_folder: &Path,
+    head: &mut Head,
+) -> Result<(ReplayReport, u64, HashMap<u64, u64>), TsdbError> {
     let mut report = ReplayReport::default();
     checkpoint::remove_temporary(wal_folder)?;
     // WAL refs → head refs (equal unless a series appeared under two refs).
@@ -582,7 +857,7 @@ fn replay_wal(wal_folder: &Path, head: &mut Head) -> Result<(ReplayReport, u64),
     if let Some((number, folder)) = checkpoint::last_checkpoint(wal_folder)? {
         for segment_number in segment::list_segments(&folder)? {
             let path = segment::segment_path(&folder, segment_number);
-            replay_segment(&path, head, &mut refs, &mut report)?;
+            replay_segment(&path, head, &mut refs, &mut report, false)?;
         }
         report.checkpoint = Some(number);
         after = number + 1;
@@ -595,19 +870,20 @@ fn replay_wal(wal_folder: &Path, head: &mut Head) -> Result<(ReplayReport, u64),
             std::fs::remove_file(&path).map_err(TsdbError::io(&path))?;
             continue;
         }
-        replay_segment(&path, head, &mut refs, &mut report)?;
+        replay_segment(&path, head, &mut refs, &mut report, false)?;
     }
     let next = segments.last().map_or(after, |last| (last + 1).max(after));
-    Ok((report, next))
+    Ok((report, next, refs))
 }
 
-/// Replays one segment (of the WAL or of a checkpoint), cutting a damaged one back to its
-/// last whole record.
+/// Replays one segment (of the WAL, a checkpoint, or with `out_of_order` the WBL), cutting a
+/// damaged one back to its last whole record.
 fn replay_segment(
     path: &Path,
     head: &mut Head,
     refs: &mut HashMap<u64, u64>,
     report: &mut ReplayReport,
+    out_of_order: bool,
 ) -> Result<(), TsdbError> {
     let contents = segment::read_segment(path)?;
     report.segments += 1;
@@ -641,9 +917,22 @@ fn replay_segment(
                         report.unknown_series_samples += 1;
                         continue;
                     };
-                    match head.append(head_ref, sample.timestamp, sample.value) {
+                    let applied = if out_of_order {
+                        head.insert_ooo(head_ref, sample.timestamp, sample.value)
+                    } else {
+                        head.append(head_ref, sample.timestamp, sample.value)
+                    };
+                    match applied {
                         Ok(_) => report.samples += 1,
                         Err(_) => report.rejected_samples += 1,
+                    }
+                }
+            }
+            Record::Tombstones(stones) => {
+                for (wal_ref, interval) in stones {
+                    if let Some(&head_ref) = refs.get(&wal_ref) {
+                        head.tombstones.add(head_ref, interval);
+                        report.tombstones += 1;
                     }
                 }
             }
@@ -696,42 +985,42 @@ const SAMPLES_PER_RECORD: usize = 10_000;
 
 impl Appender<'_> {
     /// Adds a sample. Refusals are counted per reason and returned; the batch stays usable.
+    /// Out-of-order samples within the window are accepted (too-old ones are refused as
+    /// out of order and counted apart).
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let result = self.try_append(labels, t, v);
-        if let Err(error) = result {
-            self.tsdb.counters.count(error);
+        if let Err(refusal) = result {
+            self.tsdb.counters.count_refusal(refusal);
         }
-        result
+        result.map_err(Refusal::error)
     }
 
-    fn try_append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
-        let series_ref = {
+    fn try_append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, Refusal> {
+        let (series_ref, placement) = {
             let mut head = self.tsdb.head.write().unwrap_or_else(|p| p.into_inner());
-            if t < head.appendable_min_time() {
-                return Err(AppendError::OutOfBounds);
-            }
-            let (series_ref, _) = head.get_or_create(labels)?;
-            if !self.newest.contains_key(&series_ref)
-                && let Some(series) = head.series(series_ref)
-            {
-                series.appendable(t, v)?;
-            }
-            series_ref
+            // Refused before creating a series for it (nothing to place it in).
+            place(
+                None,
+                t,
+                v,
+                head.appendable_min_time(),
+                head.max_time().unwrap_or(i64::MIN),
+                head.ooo_window,
+            )?;
+            let (series_ref, _) = head.get_or_create(labels).map_err(Refusal::Error)?;
+            let newest = self.newest.get(&series_ref).copied();
+            (series_ref, head.placement(series_ref, newest, t, v)?)
         };
-        if let Some(&(newest_t, newest_bits)) = self.newest.get(&series_ref) {
-            if t < newest_t {
-                return Err(AppendError::OutOfOrder);
+        match placement {
+            Placement::Duplicate => return Ok(series_ref),
+            Placement::InOrder => {
+                self.newest.insert(series_ref, (t, v.to_bits()));
             }
-            if t == newest_t {
-                if newest_bits == v.to_bits() {
-                    return Ok(series_ref);
-                }
-                return Err(AppendError::Duplicate);
-            }
+            Placement::OutOfOrder => {}
         }
-        if self.newest.insert(series_ref, (t, v.to_bits())).is_none() {
-            self.labels.insert(series_ref, labels.clone());
-        }
+        self.labels
+            .entry(series_ref)
+            .or_insert_with(|| labels.clone());
         self.pending.push(RefSample {
             series_ref,
             timestamp: t,
@@ -769,6 +1058,9 @@ impl Appender<'_> {
         tsdb.activity
             .commits_waiting
             .fetch_sub(1, Ordering::Relaxed);
+        let mut in_order: Vec<RefSample> = Vec::with_capacity(pending.len());
+        let mut out_of_order: Vec<RefSample> = Vec::new();
+        let mut refused_now = 0u64;
         // Series records first, for series no commit has logged yet.
         let unlogged: Vec<(u64, Labels)> = {
             let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
@@ -790,7 +1082,46 @@ impl Appender<'_> {
                     }
                 }
             }
-            let refs: BTreeSet<u64> = pending.iter().map(|s| s.series_ref).collect();
+            // Where each sample goes, decided again under the WAL lock (commits in between
+            // may have moved the head on); the same rules as at append time.
+            let mut newest: HashMap<u64, (i64, u64)> = HashMap::new();
+            let mut head_max = head.max_time().unwrap_or(i64::MIN);
+            let half_range = head.chunk_range() / 2;
+            for sample in &pending {
+                let series_newest = newest.get(&sample.series_ref).copied().or_else(|| {
+                    head.series(sample.series_ref)
+                        .and_then(|series| series.last_sample())
+                });
+                let min_valid = head.min_valid_time.max(head_max.saturating_sub(half_range));
+                match place(
+                    series_newest,
+                    sample.timestamp,
+                    sample.value,
+                    min_valid,
+                    head_max,
+                    head.ooo_window,
+                ) {
+                    Ok(Placement::InOrder) => {
+                        newest.insert(
+                            sample.series_ref,
+                            (sample.timestamp, sample.value.to_bits()),
+                        );
+                        head_max = head_max.max(sample.timestamp);
+                        in_order.push(*sample);
+                    }
+                    Ok(Placement::OutOfOrder) => out_of_order.push(*sample),
+                    Ok(Placement::Duplicate) => {}
+                    Err(refusal) => {
+                        tsdb.counters.count_refusal(refusal);
+                        refused_now += 1;
+                    }
+                }
+            }
+            let refs: BTreeSet<u64> = in_order
+                .iter()
+                .chain(&out_of_order)
+                .map(|s| s.series_ref)
+                .collect();
             let mut unlogged = Vec::new();
             for series_ref in refs {
                 if let Some(series) = head.series_mut(series_ref)
@@ -808,7 +1139,7 @@ impl Appender<'_> {
                     unlogged.iter().map(|(r, l)| (*r, l)),
                 ))?;
             }
-            for batch in pending.chunks(SAMPLES_PER_RECORD) {
+            for batch in in_order.chunks(SAMPLES_PER_RECORD) {
                 wal.log(&record::encode_samples(batch))?;
             }
             let started = Instant::now();
@@ -818,7 +1149,22 @@ impl Appender<'_> {
                 .fsync_nanos
                 .fetch_add(nanos, Ordering::Relaxed);
             tsdb.activity.fsyncs.fetch_add(1, Ordering::Relaxed);
-            synced
+            synced?;
+            if !out_of_order.is_empty() {
+                // Out-of-order samples go to the WBL, after their series are durable in the
+                // WAL (the WBL is replayed after it).
+                let mut guard = lock(&tsdb.wbl);
+                let Some(wbl) = guard.as_mut() else {
+                    return Err(TsdbError::Usage(
+                        "out-of-order samples without a write-behind log".into(),
+                    ));
+                };
+                for batch in out_of_order.chunks(SAMPLES_PER_RECORD) {
+                    wbl.log(&record::encode_samples(batch))?;
+                }
+                wbl.sync()?;
+            }
+            Ok(())
         })();
         let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
         if let Err(error) = written {
@@ -831,19 +1177,30 @@ impl Appender<'_> {
             }
             return Err(error);
         }
-        let mut stats = CommitStats::default();
-        let min_time = head.appendable_min_time();
-        for sample in &pending {
-            if sample.timestamp < min_time {
-                // A concurrent commit moved the head on by more than half a range.
-                tsdb.counters.count(AppendError::OutOfBounds);
-                stats.rejected += 1;
-                continue;
-            }
+        let mut stats = CommitStats {
+            rejected: refused_now,
+            ..CommitStats::default()
+        };
+        for sample in &in_order {
+            // A head compaction since the placement may have raised the lower bound.
             match head.append(sample.series_ref, sample.timestamp, sample.value) {
                 Ok(_) => stats.appended += 1,
                 Err(error) => {
                     tsdb.counters.count(error);
+                    stats.rejected += 1;
+                }
+            }
+        }
+        for sample in &out_of_order {
+            match head.insert_ooo(sample.series_ref, sample.timestamp, sample.value) {
+                Ok(true) => {
+                    stats.appended += 1;
+                    tsdb.counters.ooo_accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                // The same timestamp is already there: dropped, counted as out of order as
+                // Prometheus counts it.
+                Ok(false) | Err(_) => {
+                    tsdb.counters.count(AppendError::OutOfOrder);
                     stats.rejected += 1;
                 }
             }
@@ -880,17 +1237,19 @@ impl Querier<'_> {
             let index = block.index();
             for id in postings_for_matchers(index, matchers)? {
                 let series = index.series(id)?;
+                let deleted = block.tombstones().get(id).cloned().unwrap_or_default();
                 let mut chunks = Vec::new();
-                for meta in series
-                    .chunks
-                    .iter()
-                    .filter(|c| c.max_time >= self.min_time && c.min_time <= self.max_time)
-                {
+                for meta in series.chunks.iter().filter(|c| {
+                    c.max_time >= self.min_time
+                        && c.min_time <= self.max_time
+                        && !deleted.covers(c.min_time, c.max_time)
+                }) {
                     if let Some(bytes) = block.xor_chunk(meta.chunk_ref)? {
                         chunks.push(ChunkData {
                             min_time: meta.min_time,
                             max_time: meta.max_time,
                             bytes,
+                            deleted: deleted.clone(),
                         });
                     }
                 }
@@ -903,7 +1262,9 @@ impl Querier<'_> {
                 let Some(series) = head.series(series_ref) else {
                     continue;
                 };
-                let chunks = series
+                let deleted: Intervals =
+                    head.tombstones.get(series_ref).cloned().unwrap_or_default();
+                let mut chunks: Vec<ChunkData> = series
                     .chunks
                     .iter()
                     .filter(|c| c.max_time >= self.min_time && c.min_time <= self.max_time)
@@ -911,8 +1272,20 @@ impl Querier<'_> {
                         min_time: c.min_time,
                         max_time: c.max_time,
                         bytes: c.chunk.bytes().to_vec(),
+                        deleted: deleted.clone(),
                     })
                     .collect();
+                chunks.extend(
+                    series
+                        .ooo_chunks(self.min_time, self.max_time)
+                        .into_iter()
+                        .map(|c| ChunkData {
+                            min_time: c.min_time,
+                            max_time: c.max_time,
+                            bytes: c.data,
+                            deleted: deleted.clone(),
+                        }),
+                );
                 collector.add(series.labels.clone(), chunks);
             }
         }

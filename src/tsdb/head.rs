@@ -1,12 +1,18 @@
 //! The head: the most recent samples in memory, per series an ordered list of XOR chunks whose
 //! last one is appended to in place. Series get a stable reference at creation (the reference
 //! the WAL records use), and a postings index by label pair.
+//!
+//! Out-of-order samples (accepted when an out-of-order window is set, see [`Head::place`]) are
+//! kept per series in a sorted map beside the in-order chunks: Prometheus keeps them in separate
+//! out-of-order head chunks, and both are merged when read and when written to a block.
+//! Deletions are tombstones by series reference, applied when reading and when writing blocks.
 
-use super::block::{BlockChunk, BlockSeries};
+use super::block::{BlockChunk, BlockSeries, chunks_from_samples};
 use super::chunkenc::{XorChunk, decode_xor};
 use super::error::TsdbError;
 use super::index::PostingsSource;
 use super::labels::Labels;
+use super::tombstones::{Interval, Intervals, Tombstones, without_deleted};
 use std::collections::{BTreeMap, HashMap};
 
 /// Prometheus's target number of samples per head chunk.
@@ -57,6 +63,8 @@ pub struct MemSeries {
     last_value_bits: u64,
     /// Whether a WAL Series record for it has been written (set under the WAL lock).
     pub(crate) logged: bool,
+    /// Out-of-order samples by timestamp (allocated for the series that get any).
+    pub ooo: Option<Box<BTreeMap<i64, f64>>>,
 }
 
 impl MemSeries {
@@ -67,7 +75,45 @@ impl MemSeries {
             next_cut_at: i64::MIN,
             last_value_bits: 0,
             logged: false,
+            ooo: None,
         }
+    }
+
+    /// Oldest timestamp, out-of-order samples included.
+    pub fn min_time(&self) -> Option<i64> {
+        let in_order = self.chunks.first().map(|c| c.min_time);
+        let ooo = self.ooo.as_ref().and_then(|m| m.keys().next().copied());
+        match (in_order, ooo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Newest timestamp, out-of-order samples included.
+    pub fn max_time_all(&self) -> Option<i64> {
+        let ooo = self
+            .ooo
+            .as_ref()
+            .and_then(|m| m.keys().next_back().copied());
+        match (self.max_time(), ooo) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The out-of-order samples in `[min_time, max_time]`, encoded as chunks for reading.
+    pub fn ooo_chunks(&self, min_time: i64, max_time: i64) -> Vec<BlockChunk> {
+        let Some(samples) = &self.ooo else {
+            return Vec::new();
+        };
+        if min_time > max_time {
+            return Vec::new();
+        }
+        let in_range: Vec<(i64, f64)> = samples
+            .range(min_time..=max_time)
+            .map(|(&t, &v)| (t, v))
+            .collect();
+        chunks_from_samples(&in_range)
     }
 
     /// Timestamp and value bits of the newest sample.
@@ -132,6 +178,36 @@ impl MemSeries {
     }
 }
 
+/// A series' samples in `[min_time, max_time)`, in-order and out-of-order merged (in-order
+/// wins a shared timestamp), without the deleted ones, cut into chunks.
+fn merged_block_chunks(
+    series: &MemSeries,
+    min_time: i64,
+    max_time: i64,
+    deleted: Option<&Intervals>,
+) -> Vec<BlockChunk> {
+    let mut samples: BTreeMap<i64, f64> = BTreeMap::new();
+    for chunk in &series.chunks {
+        if chunk.min_time >= max_time || chunk.max_time < min_time {
+            continue;
+        }
+        // Our own chunk bytes: they decode (a failure would only leave samples out of the
+        // block, still in the head, since truncation keeps straddling chunks).
+        for (t, v) in decode_xor(chunk.chunk.bytes()).unwrap_or_default() {
+            if t >= min_time && t < max_time {
+                samples.insert(t, v);
+            }
+        }
+    }
+    if let Some(ooo) = &series.ooo {
+        for (&t, &v) in ooo.range(min_time..max_time) {
+            samples.entry(t).or_insert(v);
+        }
+    }
+    let kept = without_deleted(samples.into_iter().collect(), deleted);
+    chunks_from_samples(&kept)
+}
+
 /// The end of the chunk range holding `t` (ranges are aligned on multiples of `chunk_range`).
 fn range_end(t: i64, chunk_range: i64) -> i64 {
     let range = chunk_range.max(1);
@@ -150,6 +226,77 @@ fn estimated_chunk_end(start: i64, current: i64, range_end: i64) -> i64 {
     start + ((range_end - start) as f64 / chunks.floor()) as i64
 }
 
+/// Where an incoming sample goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Appended to the series' in-order chunks.
+    InOrder,
+    /// Kept with the series' out-of-order samples.
+    OutOfOrder,
+    /// Dropped silently: the same sample is already there.
+    Duplicate,
+}
+
+/// Why a sample was refused, finer than [`AppendError`]: out-of-order samples beyond the
+/// out-of-order window are Prometheus's "too old" samples, counted apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// One of the append errors.
+    Error(AppendError),
+    /// Out of order and older than the out-of-order window allows.
+    TooOld,
+}
+
+impl Refusal {
+    /// The error callers see: a too-old sample is reported as out of order (its kind).
+    pub fn error(self) -> AppendError {
+        match self {
+            Refusal::Error(error) => error,
+            Refusal::TooOld => AppendError::OutOfOrder,
+        }
+    }
+}
+
+/// Where `(t, v)` goes, as Prometheus's `memSeries.appendable` decides: in order when at or
+/// above `min_valid` and newer than the series' newest in-order sample (`newest`: time and
+/// value bits); otherwise out of order if a window is set and `t` is within it of `head_max`.
+pub fn place(
+    newest: Option<(i64, u64)>,
+    t: i64,
+    v: f64,
+    min_valid: i64,
+    head_max: i64,
+    ooo_window: i64,
+) -> Result<Placement, Refusal> {
+    if t >= min_valid {
+        match newest {
+            None => return Ok(Placement::InOrder),
+            Some((max, _)) if t > max => return Ok(Placement::InOrder),
+            Some((max, bits)) if t == max => {
+                return if bits == v.to_bits() {
+                    Ok(Placement::Duplicate)
+                } else {
+                    Err(Refusal::Error(AppendError::Duplicate))
+                };
+            }
+            Some(_) => {}
+        }
+    }
+    if ooo_window > 0 {
+        if head_max == i64::MIN || t >= head_max.saturating_sub(ooo_window) {
+            return Ok(Placement::OutOfOrder);
+        }
+        if t < min_valid {
+            return Err(Refusal::Error(AppendError::OutOfBounds));
+        }
+        return Err(Refusal::TooOld);
+    }
+    if t < min_valid {
+        return Err(Refusal::Error(AppendError::OutOfBounds));
+    }
+    Err(Refusal::Error(AppendError::OutOfOrder))
+}
+
 /// The head's state. Not synchronised: [`crate::tsdb::Tsdb`] wraps it in a lock.
 #[derive(Debug)]
 pub struct Head {
@@ -164,6 +311,12 @@ pub struct Head {
     chunk_count: u64,
     /// Newest timestamp ever appended (`i64::MIN` while empty).
     max_time: i64,
+    /// How far behind `max_time` out-of-order samples are accepted (milliseconds; 0: never).
+    pub ooo_window: i64,
+    /// Out-of-order samples held.
+    ooo_samples: u64,
+    /// Deleted intervals by series reference.
+    pub tombstones: Tombstones,
 }
 
 impl Head {
@@ -178,7 +331,85 @@ impl Head {
             min_valid_time: i64::MIN,
             chunk_count: 0,
             max_time: i64::MIN,
+            ooo_window: 0,
+            ooo_samples: 0,
+            tombstones: Tombstones::default(),
         }
+    }
+
+    /// Where `(t, v)` for `series_ref` would go now (see [`place`]); `newest` overrides the
+    /// series' newest in-order sample (a batch's pending samples).
+    pub fn placement(
+        &self,
+        series_ref: u64,
+        newest: Option<(i64, u64)>,
+        t: i64,
+        v: f64,
+    ) -> Result<Placement, Refusal> {
+        let newest = newest.or_else(|| self.series(series_ref).and_then(|s| s.last_sample()));
+        place(
+            newest,
+            t,
+            v,
+            self.appendable_min_time(),
+            self.max_time,
+            self.ooo_window,
+        )
+    }
+
+    /// Keeps an out-of-order sample; `Ok(false)` when the series already has one at `t` (it
+    /// is dropped, as Prometheus drops it).
+    pub fn insert_ooo(&mut self, series_ref: u64, t: i64, v: f64) -> Result<bool, AppendError> {
+        let series = self
+            .series
+            .get_mut(&series_ref)
+            .ok_or(AppendError::EmptyLabels)?;
+        let samples = series.ooo.get_or_insert_with(Default::default);
+        if samples.contains_key(&t) {
+            return Ok(false);
+        }
+        samples.insert(t, v);
+        self.ooo_samples += 1;
+        Ok(true)
+    }
+
+    /// Out-of-order samples held.
+    pub fn num_ooo_samples(&self) -> u64 {
+        self.ooo_samples
+    }
+
+    /// Every out-of-order sample by series reference, for rewriting the WBL.
+    pub fn ooo_samples(&self) -> Vec<(u64, i64, f64)> {
+        let mut out = Vec::with_capacity(self.ooo_samples as usize);
+        for (&series_ref, series) in &self.series {
+            if let Some(samples) = &series.ooo {
+                out.extend(samples.iter().map(|(&t, &v)| (series_ref, t, v)));
+            }
+        }
+        out
+    }
+
+    /// Deletion stones for the series `refs` over `[mint, maxt]`, each clamped to the series'
+    /// own samples as Prometheus's `Head.Delete` clamps them (series without samples there get
+    /// none).
+    pub fn deletion_stones(&self, refs: &[u64], mint: i64, maxt: i64) -> Vec<(u64, Interval)> {
+        let mut stones = Vec::new();
+        for &series_ref in refs {
+            let Some(series) = self.series(series_ref) else {
+                continue;
+            };
+            let (Some(first), Some(last)) = (series.min_time(), series.max_time_all()) else {
+                continue;
+            };
+            let interval = Interval {
+                mint: mint.max(first),
+                maxt: maxt.min(last),
+            };
+            if interval.mint <= interval.maxt {
+                stones.push((series_ref, interval));
+            }
+        }
+        stones
     }
 
     /// The chunk range (milliseconds).
@@ -191,12 +422,10 @@ impl Head {
         (self.max_time != i64::MIN).then_some(self.max_time)
     }
 
-    /// Oldest timestamp still in the head (a walk over the series).
+    /// Oldest timestamp still in the head, out-of-order samples included (a walk over the
+    /// series).
     pub fn min_time(&self) -> Option<i64> {
-        self.series
-            .values()
-            .filter_map(|s| s.chunks.first().map(|c| c.min_time))
-            .min()
+        self.series.values().filter_map(MemSeries::min_time).min()
     }
 
     /// The oldest timestamp a writer may append, as Prometheus's appender has it: no older
@@ -223,7 +452,25 @@ impl Head {
     /// between runs) is re-encoded up to the end.
     pub fn block_series(&self, min_time: i64, max_time: i64) -> Vec<BlockSeries> {
         let mut out = Vec::new();
-        for series in self.series.values() {
+        for (&series_ref, series) in &self.series {
+            let deleted = self
+                .tombstones
+                .get(series_ref)
+                .filter(|d| d.overlaps(min_time, max_time.saturating_sub(1)));
+            let ooo = series
+                .ooo
+                .as_ref()
+                .filter(|m| m.range(min_time..max_time).next().is_some());
+            if deleted.is_some() || ooo.is_some() {
+                let chunks = merged_block_chunks(series, min_time, max_time, deleted);
+                if !chunks.is_empty() {
+                    out.push(BlockSeries {
+                        labels: series.labels.clone(),
+                        chunks,
+                    });
+                }
+                continue;
+            }
             let mut chunks = Vec::new();
             for chunk in &series.chunks {
                 if chunk.min_time >= max_time || chunk.max_time < min_time {
@@ -262,19 +509,32 @@ impl Head {
     pub fn truncate(&mut self, max_time: i64) -> usize {
         self.min_valid_time = self.min_valid_time.max(max_time);
         let mut removed_chunks = 0u64;
+        let mut removed_ooo = 0u64;
         let mut empty = Vec::new();
         for (&series_ref, series) in self.series.iter_mut() {
             let before = series.chunks.len();
             series.chunks.retain(|c| c.max_time >= max_time);
             removed_chunks += (before - series.chunks.len()) as u64;
-            if series.chunks.is_empty() {
+            if let Some(samples) = &mut series.ooo {
+                let kept = samples.split_off(&max_time);
+                removed_ooo += samples.len() as u64;
+                **samples = kept;
+                if samples.is_empty() {
+                    series.ooo = None;
+                }
+            }
+            if series.chunks.is_empty() && series.ooo.is_none() {
                 empty.push(series_ref);
             }
         }
         self.chunk_count = self.chunk_count.saturating_sub(removed_chunks);
+        self.ooo_samples = self.ooo_samples.saturating_sub(removed_ooo);
         for series_ref in &empty {
             self.remove_series(*series_ref);
         }
+        self.tombstones.truncate_before(max_time);
+        let series = &self.series;
+        self.tombstones.retain_series(|r| series.contains_key(&r));
         empty.len()
     }
 

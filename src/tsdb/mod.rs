@@ -15,11 +15,13 @@ pub mod index;
 pub mod labels;
 pub mod meta;
 pub mod querier;
+pub mod tombstones;
+pub mod units;
 pub mod wal;
 
 pub use db::{
-    Appender, CommitStats, CompactionReport, Querier, ReplayReport, SeriesRef, Tsdb, TsdbOptions,
-    TsdbStats,
+    AppendCounters, Appender, CommitStats, CompactionReport, Querier, ReplayReport, SeriesRef,
+    Tsdb, TsdbOptions, TsdbStats,
 };
 pub use error::TsdbError;
 pub use head::AppendError;

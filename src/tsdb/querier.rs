@@ -1,9 +1,12 @@
 //! Reading across the head and blocks: series selected by matchers in every source that
 //! overlaps the query range, grouped by labels, their chunks merged by timestamp with equal
-//! timestamps deduplicated (the first source in block order wins, the head last).
+//! timestamps deduplicated (the first source in block order wins, the head last). Each chunk
+//! carries its source's deleted intervals for the series (tombstones): chunks they cover
+//! entirely are left out, and deleted samples are skipped while merging.
 
 use super::chunkenc::XorIterator;
 use super::labels::Labels;
+use super::tombstones::Intervals;
 use std::collections::BTreeMap;
 
 /// One chunk's bytes and the time it covers.
@@ -15,6 +18,8 @@ pub struct ChunkData {
     pub max_time: i64,
     /// XOR bytes.
     pub bytes: Vec<u8>,
+    /// Deleted intervals of the series in the chunk's source.
+    pub deleted: Intervals,
 }
 
 /// A selected series: its labels and the chunks that hold its samples in the query range.
@@ -50,6 +55,7 @@ impl Series {
             .map(|chunk| Cursor {
                 iterator: XorIterator::new(&chunk.bytes),
                 current: None,
+                deleted: &chunk.deleted,
             })
             .collect();
         let mut merged = MergedSamples {
@@ -74,6 +80,7 @@ impl Series {
 struct Cursor<'a> {
     iterator: XorIterator<'a>,
     current: Option<(i64, f64)>,
+    deleted: &'a Intervals,
 }
 
 /// A k-way merge of a series' chunks.
@@ -98,7 +105,7 @@ impl MergedSamples<'_> {
             if t > self.max_time {
                 break;
             }
-            if t >= self.min_time {
+            if t >= self.min_time && !cursor.deleted.contains(t) {
                 cursor.current = Some((t, v));
                 return;
             }
@@ -138,7 +145,8 @@ pub(crate) struct SeriesCollector {
 }
 
 impl SeriesCollector {
-    pub(crate) fn add(&mut self, labels: Labels, chunks: Vec<ChunkData>) {
+    pub(crate) fn add(&mut self, labels: Labels, mut chunks: Vec<ChunkData>) {
+        chunks.retain(|c| !c.deleted.covers(c.min_time, c.max_time));
         if chunks.is_empty() {
             return;
         }

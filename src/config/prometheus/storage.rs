@@ -1,6 +1,12 @@
 //! `storage:`: the storage settings that can change on reload.
+//!
+//! `tsdb.retention` (`time`, `size`) is Prometheus 3's: when present it overrides the
+//! `--storage.tsdb.retention.*` flags (each field on its own), as Prometheus's `db_storage`
+//! reloader applies it. Sizes are parsed as Prometheus parses them (`units.Base2Bytes`:
+//! `512MB` is 512 MiB; `KiB`…`EiB` and `B`, `KB`…`EB`, all powers of 1024).
 
 use crate::config::PromDuration;
+pub use crate::tsdb::units::ByteSize;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -19,6 +25,21 @@ pub struct TsdbConfig {
     /// zero refuses out-of-order samples.
     #[serde(default)]
     pub out_of_order_time_window: PromDuration,
+    /// Retention; overrides the flags when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<TsdbRetentionConfig>,
+}
+
+/// `storage.tsdb.retention`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TsdbRetentionConfig {
+    /// How long to keep samples; absent or zero: the flag decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<PromDuration>,
+    /// Most bytes of blocks (and WAL) to keep; absent or zero: the flag decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ByteSize>,
 }
 
 fn default_max_exemplars() -> i64 {
@@ -69,12 +90,20 @@ mod tests {
             PromDuration::from_secs(30 * 60)
         );
         assert_eq!(config.exemplars.capacity(), 0);
-        let error =
-            parse_document::<StorageConfig>("tsdb:\n  retention:\n    time: 15d\n", "s.yml")
-                .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "s.yml:2:3: `retention` is not supported by Tocsin"
+        let config: StorageConfig = parse_document(
+            "tsdb:\n  retention:\n    time: 15d\n    size: 512MB\n",
+            "s.yml",
+        )
+        .unwrap();
+        let retention = config.tsdb.retention.unwrap();
+        assert_eq!(retention.time, Some(PromDuration::from_secs(15 * 86_400)));
+        assert_eq!(retention.size, Some(ByteSize(512 << 20)));
+        assert!(
+            parse_document::<StorageConfig>("tsdb:\n  retention:\n    size: 5XB\n", "s.yml")
+                .is_err()
+        );
+        assert!(
+            parse_document::<StorageConfig>("tsdb:\n  retention:\n    days: 5\n", "s.yml").is_err()
         );
     }
 }

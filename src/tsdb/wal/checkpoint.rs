@@ -171,7 +171,19 @@ pub fn create(
                         writer.log(&record::encode_samples(batch))?;
                     }
                 }
-                // Tombstones, exemplars, metadata, histograms: not kept (not replayed either).
+                Ok(Record::Tombstones(stones)) => {
+                    // Deletions of live series that still reach the kept samples.
+                    let kept: Vec<_> = stones
+                        .into_iter()
+                        .filter(|(series_ref, interval)| {
+                            interval.maxt >= min_time && keep(*series_ref)
+                        })
+                        .collect();
+                    for batch in kept.chunks(PER_RECORD) {
+                        writer.log(&record::encode_tombstones(batch))?;
+                    }
+                }
+                // Exemplars, metadata, histograms: not kept (not replayed either).
                 Ok(Record::Other(_)) | Err(_) => {}
             }
         }

@@ -1,18 +1,22 @@
-//! WAL record payloads as Prometheus's `tsdb/record` encodes them. Only the two kinds the head
-//! needs are decoded; others are recognised and skipped.
+//! WAL record payloads as Prometheus's `tsdb/record` encodes them. The kinds the head needs are
+//! decoded; others are recognised and skipped.
 //!
 //! - Series (type 1): per series `ref u64 BE`, `label count uvarint`, then name and value as
 //!   uvarint-length strings.
 //! - Samples (type 2): the first sample's `ref u64 BE` and `t i64 BE`, then per sample
 //!   `ref − first ref` and `t − first t` as signed varints and the value's bits as `u64 BE`.
+//! - Tombstones (type 3): per deleted interval `ref u64 BE`, `mint` and `maxt` as signed varints.
 
 use crate::tsdb::encoding::{DecodeError, Decoder, put_uvarint, put_uvarint_str, put_varint};
 use crate::tsdb::labels::Labels;
+use crate::tsdb::tombstones::Interval;
 
 /// Record type byte of a series record.
 pub const RECORD_SERIES: u8 = 1;
 /// Record type byte of a float samples record.
 pub const RECORD_SAMPLES: u8 = 2;
+/// Record type byte of a tombstones record.
+pub const RECORD_TOMBSTONES: u8 = 3;
 /// The most labels a WAL series record may give one series.
 const MAX_LABELS: u64 = 1 << 12;
 
@@ -34,7 +38,9 @@ pub enum Record {
     Series(Vec<(u64, Labels)>),
     /// Float samples.
     Samples(Vec<RefSample>),
-    /// A kind we do not replay (tombstones, exemplars, metadata, histograms, mmap markers).
+    /// Deleted intervals: series reference and interval.
+    Tombstones(Vec<(u64, Interval)>),
+    /// A kind we do not replay (exemplars, metadata, histograms, mmap markers).
     Other(u8),
 }
 
@@ -68,6 +74,18 @@ pub fn encode_samples(samples: &[RefSample]) -> Vec<u8> {
         );
         put_varint(&mut buf, sample.timestamp.wrapping_sub(first.timestamp));
         buf.extend_from_slice(&sample.value.to_bits().to_be_bytes());
+    }
+    buf
+}
+
+/// Encodes a tombstones record.
+pub fn encode_tombstones(stones: &[(u64, Interval)]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + stones.len() * 20);
+    buf.push(RECORD_TOMBSTONES);
+    for (series_ref, interval) in stones {
+        buf.extend_from_slice(&series_ref.to_be_bytes());
+        put_varint(&mut buf, interval.mint);
+        put_varint(&mut buf, interval.maxt);
     }
     buf
 }
@@ -111,6 +129,16 @@ pub fn decode(record: &[u8]) -> Result<Record, DecodeError> {
             }
             Ok(Record::Samples(samples))
         }
+        RECORD_TOMBSTONES => {
+            let mut stones = Vec::new();
+            while decoder.remaining() > 0 {
+                let series_ref = decoder.be_u64()?;
+                let mint = decoder.varint()?;
+                let maxt = decoder.varint()?;
+                stones.push((series_ref, Interval { mint, maxt }));
+            }
+            Ok(Record::Tombstones(stones))
+        }
         other => Ok(Record::Other(other)),
     }
 }
@@ -144,6 +172,15 @@ mod tests {
         assert_eq!(record, expected);
     }
 
+    #[test]
+    fn tombstones_layout_matches_prometheus() {
+        let record = encode_tombstones(&[(7, Interval { mint: -1, maxt: 2 })]);
+        let mut expected = vec![3u8];
+        expected.extend_from_slice(&7u64.to_be_bytes());
+        expected.extend_from_slice(&[1, 4]);
+        assert_eq!(record, expected);
+    }
+
     proptest! {
         #[test]
         fn round_trips(
@@ -168,6 +205,15 @@ mod tests {
                 decode(&encode_series([(7, &labels)])).unwrap(),
                 Record::Series(vec![(7, labels.clone())])
             );
+        }
+
+        #[test]
+        fn tombstones_round_trip(stones in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<i64>()), 0..30)) {
+            let stones: Vec<(u64, Interval)> = stones
+                .into_iter()
+                .map(|(r, mint, maxt)| (r, Interval { mint, maxt }))
+                .collect();
+            prop_assert_eq!(decode(&encode_tombstones(&stones)).unwrap(), Record::Tombstones(stones));
         }
 
         #[test]
