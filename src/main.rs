@@ -35,6 +35,9 @@ enum Command {
     /// Check files without running a node.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Create the certificates a cluster's nodes authenticate each other with: a cluster CA
     /// (`ca.pem`, `ca-key.pem`; reused if DIR already has them, so nodes can be added later) and
     /// for each NAME `NAME.pem` and `NAME-key.pem`. Give each node its own certificate and key,
@@ -58,6 +61,33 @@ enum CheckCommand {
         /// Configuration files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Validate rule files as `promtool check rules` does: prints `SUCCESS: N rules found` or
+    /// every error of each file; exits with status 1 if any file is invalid, 3 if only lint
+    /// checks found something and `--lint-fatal` is set.
+    Rules {
+        /// Rule files to check. Without any, the rules are read from standard input.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Lint checks to apply, comma-separated: all, duplicate-rules, none.
+        #[arg(long, value_name = "CHECKS", default_value = "duplicate-rules")]
+        lint: String,
+        /// Exit with status 3 when a lint check finds something.
+        #[arg(long = "lint-fatal")]
+        lint_fatal: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests (promtool's test file format); exits with status 1 if any fails.
+    Rules {
+        /// Unit test files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular expression. Repeat for several.
+        #[arg(long, value_name = "REGEX")]
+        run: Vec<String>,
     },
 }
 
@@ -132,6 +162,72 @@ struct RunFlags {
     /// and accepts any peer. For local experiments only; a warning is logged.
     #[arg(long = "cluster.insecure")]
     cluster_insecure: bool,
+
+    /// How long to keep samples (e.g. 15d, 1y). If neither this, the deprecated
+    /// --storage.tsdb.retention nor --storage.tsdb.retention.size is set, 15d. The config
+    /// file's storage.tsdb.retention.time overrides it.
+    #[arg(long = "storage.tsdb.retention.time", value_name = "DURATION", value_parser = parse_retention_time)]
+    storage_tsdb_retention_time: Option<i64>,
+
+    /// [DEPRECATED] Use --storage.tsdb.retention.time.
+    #[arg(long = "storage.tsdb.retention", value_name = "DURATION", value_parser = parse_retention_time, hide = true)]
+    storage_tsdb_retention: Option<i64>,
+
+    /// Most bytes of blocks to keep, oldest deleted first (units: B, KB, MB, GB, TB, PB, EB,
+    /// powers of 1024, e.g. 512MB). The config file's storage.tsdb.retention.size overrides it.
+    #[arg(long = "storage.tsdb.retention.size", value_name = "SIZE", value_parser = parse_retention_size)]
+    storage_tsdb_retention_size: Option<u64>,
+
+    /// Enable the /api/v1/admin/tsdb/* endpoints (delete_series, clean_tombstones, snapshot).
+    #[arg(long = "web.enable-admin-api")]
+    web_enable_admin_api: bool,
+
+    /// Max time to tolerate Tocsin's outage for restoring the "for" state of alerts.
+    #[arg(long = "rules.alert.for-outage-tolerance", value_name = "DURATION", default_value = "1h", value_parser = parse_flag_duration)]
+    rules_alert_for_outage_tolerance: std::time::Duration,
+
+    /// Minimum duration between an alert's restoration and its firing ("for" state restored
+    /// after a restart), for alerts whose "for" is at least this long.
+    #[arg(long = "rules.alert.for-grace-period", value_name = "DURATION", default_value = "10m", value_parser = parse_flag_duration)]
+    rules_alert_for_grace_period: std::time::Duration,
+
+    /// Minimum time to wait before resending an alert to Alertmanager.
+    #[arg(long = "rules.alert.resend-delay", value_name = "DURATION", default_value = "1m", value_parser = parse_flag_duration)]
+    rules_alert_resend_delay: std::time::Duration,
+
+    /// How many alerts the notifier queues for Alertmanagers; beyond it the oldest are dropped.
+    #[arg(
+        long = "alertmanager.notification-queue-capacity",
+        value_name = "N",
+        default_value_t = 10000
+    )]
+    alertmanager_notification_queue_capacity: usize,
+
+    /// Send the queued alerts before shutting down (within 10 seconds).
+    #[arg(
+        long = "alertmanager.drain-notification-queue-on-shutdown",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    alertmanager_drain_notification_queue_on_shutdown: bool,
+}
+
+/// A Prometheus duration flag (`1h`, `10m`).
+fn parse_flag_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration: tocsin::config::PromDuration = text.parse().map_err(|e| format!("{e}"))?;
+    Ok(std::time::Duration::from_millis(duration.as_millis()))
+}
+
+/// A Prometheus duration (`15d`, `1y`) in milliseconds.
+fn parse_retention_time(text: &str) -> Result<i64, String> {
+    let duration: tocsin::config::PromDuration = text.parse().map_err(|e| format!("{e}"))?;
+    Ok(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A size as Prometheus's `units.Base2Bytes` parses it.
+fn parse_retention_size(text: &str) -> Result<u64, String> {
+    tocsin::tsdb::units::parse_base2_bytes(text)
 }
 
 impl RunFlags {
@@ -176,6 +272,47 @@ impl RunFlags {
         );
         record("cluster.tls-dir", show_path(&self.cluster_tls_dir));
         record("cluster.insecure", self.cluster_insecure.to_string());
+        let show_ms = |ms: Option<i64>| {
+            ms.map(|ms| tocsin::config::PromDuration::from_millis(ms.max(0) as u64).to_string())
+                .unwrap_or_else(|| "0s".to_string())
+        };
+        record(
+            "storage.tsdb.retention.time",
+            show_ms(self.storage_tsdb_retention_time),
+        );
+        record("storage.tsdb.retention", show_ms(self.storage_tsdb_retention));
+        record(
+            "storage.tsdb.retention.size",
+            tocsin::tsdb::units::ByteSize(self.storage_tsdb_retention_size.unwrap_or(0)).to_string(),
+        );
+        record(
+            "web.enable-admin-api",
+            self.web_enable_admin_api.to_string(),
+        );
+        let show_duration = |duration: std::time::Duration| {
+            tocsin::config::PromDuration::from_millis(duration.as_millis() as u64).to_string()
+        };
+        record(
+            "rules.alert.for-outage-tolerance",
+            show_duration(self.rules_alert_for_outage_tolerance),
+        );
+        record(
+            "rules.alert.for-grace-period",
+            show_duration(self.rules_alert_for_grace_period),
+        );
+        record(
+            "rules.alert.resend-delay",
+            show_duration(self.rules_alert_resend_delay),
+        );
+        record(
+            "alertmanager.notification-queue-capacity",
+            self.alertmanager_notification_queue_capacity.to_string(),
+        );
+        record(
+            "alertmanager.drain-notification-queue-on-shutdown",
+            self.alertmanager_drain_notification_queue_on_shutdown
+                .to_string(),
+        );
         record(
             "cluster.peer-timeout",
             self.cluster_peer_timeout
@@ -197,6 +334,20 @@ impl RunFlags {
                 peer_timeout: self.cluster_peer_timeout,
                 insecure: self.cluster_insecure,
             },
+            tsdb_retention_time_ms: self.storage_tsdb_retention_time,
+            tsdb_deprecated_retention_ms: self.storage_tsdb_retention,
+            tsdb_retention_size_bytes: self.storage_tsdb_retention_size,
+            web_enable_admin_api: self.web_enable_admin_api,
+            rules: tocsin::node::RulesFlags {
+                outage_tolerance: self.rules_alert_for_outage_tolerance,
+                grace_period: self.rules_alert_for_grace_period,
+                resend_delay: self.rules_alert_resend_delay,
+            },
+            notifier: tocsin::node::notifier::NotifierSettings {
+                queue_capacity: self.alertmanager_notification_queue_capacity,
+                drain_on_shutdown: self.alertmanager_drain_notification_queue_on_shutdown,
+                ..Default::default()
+            },
             flags,
         }
     }
@@ -210,6 +361,12 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Some(Command::Check(CheckCommand::Config { files })) => check_config(&files),
+        Some(Command::Check(CheckCommand::Rules {
+            files,
+            lint,
+            lint_fatal,
+        })) => check_rules(&files, &lint, lint_fatal),
+        Some(Command::Test(TestCommand::Rules { files, run })) => test_rules(&files, &run),
         Some(Command::Certs { dir, names }) => create_certs(&dir, &names),
         None => run_node(cli.run),
     }
@@ -240,6 +397,42 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn check_rules(files: &[PathBuf], lint: &str, lint_fatal: bool) -> ExitCode {
+    let lint = match tocsin::rules::check::LintSettings::parse(lint, lint_fatal) {
+        Ok(lint) => lint,
+        Err(error) => {
+            eprintln!("tocsin: error: --lint: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    ExitCode::from(tocsin::rules::check::run(
+        files,
+        lint,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
+}
+
+fn test_rules(files: &[PathBuf], run: &[String]) -> ExitCode {
+    let mut options = tocsin::rules::unittest::TestOptions::default();
+    for pattern in run {
+        match regex::Regex::new(pattern) {
+            Ok(regex) => options.run.push(regex),
+            Err(error) => {
+                eprintln!("tocsin: error: --run {pattern:?}: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::from(tocsin::rules::unittest::run(
+        files,
+        &options,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
 }
 
 fn create_certs(dir: &std::path::Path, names: &[String]) -> ExitCode {

@@ -1,6 +1,7 @@
 //! HTTP: Prometheus's `/api/v1`, Alertmanager's `/api/v2`, the `/-/` lifecycle endpoints and
 //! `/metrics`. Only this module knows HTTP; handlers translate to and from the node's types.
 
+mod admin;
 pub mod alertmanager;
 mod lifecycle;
 pub mod prometheus;
@@ -36,7 +37,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v2/status", get(status::alertmanager_status))
         .merge(alertmanager::routes())
         .merge(prometheus::routes())
+        .merge(admin::routes())
         .merge(targets::routes(Arc::clone(&node.ingest)))
+        .merge(prometheus::alertmanagers::routes(Arc::clone(&node.notifier)))
         .merge(remote_write::routes(Arc::clone(&node.ingest)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&node),

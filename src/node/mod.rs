@@ -5,12 +5,15 @@ pub mod alerting;
 pub mod cluster;
 mod cluster_metrics;
 pub mod ingest;
+pub mod notifier;
 mod options;
 pub mod receivers;
+pub mod rules;
 mod storage;
 mod tsdb_metrics;
 
 pub use options::{ClusterFlags, NodeOptions, route_prefix};
+pub use rules::RulesFlags;
 
 use crate::config::{self, LoadErrors, LoadedConfig};
 use crate::telemetry::Telemetry;
@@ -45,8 +48,12 @@ pub struct Node {
     cluster_runtime: OnceLock<Arc<cluster::ClusterRuntime>>,
     /// Set once the TSDB under `<storage.path>/tsdb/` is open (its WAL replayed).
     tsdb: OnceLock<Arc<crate::tsdb::Tsdb>>,
+    /// Set once the rule manager runs (after storage and the alerting core).
+    rules: OnceLock<Arc<rules::RulesRuntime>>,
     /// The scrape manager, once storage is open (the API's handlers hold it from the start).
     pub ingest: Arc<ingest::IngestHandle>,
+    /// The notifier that sends rules' alerts, once it runs (held by the API from the start).
+    pub notifier: Arc<notifier::NotifierHandle>,
 }
 
 impl Node {
@@ -71,7 +78,9 @@ impl Node {
             alerting: OnceLock::new(),
             cluster_runtime: OnceLock::new(),
             tsdb: OnceLock::new(),
+            rules: OnceLock::new(),
             ingest: ingest::IngestHandle::new(),
+            notifier: notifier::NotifierHandle::new(),
         }
     }
 
@@ -81,6 +90,11 @@ impl Node {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// The rule manager, once it runs.
+    pub fn rules(&self) -> Option<&Arc<rules::RulesRuntime>> {
+        self.rules.get()
     }
 
     /// The alerting runtime, once storage is open.
@@ -130,6 +144,24 @@ impl Node {
                         LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
                     self.telemetry.record_reload(false, jiff::Timestamp::now());
                     tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                    return Err(errors);
+                }
+                if let Some(notifier) = self.notifier.get()
+                    && let Err(message) = notifier.apply_config(&loaded)
+                {
+                    let errors =
+                        LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
+                    self.telemetry.record_reload(false, jiff::Timestamp::now());
+                    tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                    return Err(errors);
+                }
+                if let Some(rules) = self.rules()
+                    && let Err(message) = rules.apply_config(&loaded)
+                {
+                    let errors =
+                        LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
+                    self.telemetry.record_reload(false, jiff::Timestamp::now());
+                    tracing::error!(error = %errors, "error loading rules, previous rule set restored");
                     return Err(errors);
                 }
                 if let Some(ingest) = self.ingest.get()
@@ -225,7 +257,7 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
 
     let _storage_lock = storage::open(&node.options.storage_path)?;
-    let tsdb = tsdb_metrics::open(&node.options.storage_path).await?;
+    let tsdb = tsdb_metrics::open(&node.options, &node.config()).await?;
     let _ = node.tsdb.set(Arc::clone(&tsdb));
     node.telemetry
         .register_collector(Box::new(tsdb_metrics::TsdbMetrics(Arc::clone(&tsdb))));
@@ -236,6 +268,8 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let ingest_runtime = ingest::start(&node.config(), Arc::clone(&tsdb), &options::host_name())
         .map_err(|error| anyhow::anyhow!(error))?;
     node.ingest.set(Arc::clone(&ingest_runtime));
+    node.telemetry
+        .register_collector(Box::new(ingest::IngestMetrics(Arc::clone(&ingest_runtime))));
     let alerting = Arc::new(alerting::AlertingRuntime::open(
         &node.options.storage_path,
         &node.config(),
@@ -264,6 +298,26 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         let shutdown = shutdown_receiver.clone();
         tokio::spawn(Arc::clone(&alerting).run(shutdown))
     };
+    let notifier = notifier::Notifier::start(
+        node.options.notifier.clone(),
+        &node.config(),
+        Some(Arc::clone(&alerting)),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot start the notifier: {error}"))?;
+    notifier.register_metrics(&node.telemetry);
+    node.notifier.set(Arc::clone(&notifier));
+    let rules_runtime = rules::RulesRuntime::new(
+        &node.config(),
+        Arc::clone(&tsdb),
+        Arc::clone(&notifier) as Arc<dyn crate::rules::AlertSink>,
+        node.external_url.as_str(),
+        node.options.rules,
+    )
+    .map_err(|error| anyhow::anyhow!("cannot load rules: {error}"))?;
+    let _ = node.rules.set(Arc::clone(&rules_runtime));
+    node.telemetry
+        .register_collector(Box::new(rules::RulesMetrics(Arc::clone(&rules_runtime))));
+    let rules_task = tokio::spawn(Arc::clone(&rules_runtime).run(shutdown_receiver.clone()));
     node.ready.store(true, Ordering::Release);
     tracing::info!(
         address = %bound,
@@ -285,6 +339,8 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         }
     }
     signals.abort();
+    let _ = rules_task.await;
+    notifier.stop().await;
     ingest_runtime.stop().await;
     let _ = alerting_task.await;
     let _ = compaction_task.await;

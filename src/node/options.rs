@@ -15,6 +15,18 @@ pub struct NodeOptions {
     pub web_listen_address: String,
     pub web_external_url: Option<String>,
     pub cluster: ClusterFlags,
+    /// `--storage.tsdb.retention.time`, milliseconds (`None`: not given).
+    pub tsdb_retention_time_ms: Option<i64>,
+    /// `--storage.tsdb.retention` (deprecated), milliseconds.
+    pub tsdb_deprecated_retention_ms: Option<i64>,
+    /// `--storage.tsdb.retention.size`, bytes.
+    pub tsdb_retention_size_bytes: Option<u64>,
+    /// `--web.enable-admin-api`: the `/api/v1/admin/tsdb/*` endpoints answer.
+    pub web_enable_admin_api: bool,
+    /// The `--rules.*` flags.
+    pub rules: super::rules::RulesFlags,
+    /// The `--alertmanager.*` flags: the notifier's queue.
+    pub notifier: super::notifier::NotifierSettings,
     /// Every flag and its value as text, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
 }
@@ -28,6 +40,12 @@ impl NodeOptions {
             web_listen_address,
             web_external_url: None,
             cluster: ClusterFlags::default(),
+            tsdb_retention_time_ms: None,
+            tsdb_deprecated_retention_ms: None,
+            tsdb_retention_size_bytes: None,
+            web_enable_admin_api: false,
+            rules: super::rules::RulesFlags::default(),
+            notifier: super::notifier::NotifierSettings::default(),
             flags: BTreeMap::new(),
         }
     }

@@ -13,11 +13,13 @@
 //! Errors carry Prometheus's `errorType` and HTTP status: `bad_data` 400, `execution` 422,
 //! `canceled` 499, `timeout` 503, `unavailable` 503, `internal` 500.
 
+pub mod alertmanagers;
 mod ast;
 mod json;
 mod metadata;
 mod params;
 mod query;
+mod rules;
 
 use crate::node::Node;
 use axum::Router;
@@ -51,6 +53,8 @@ pub fn routes() -> Router<Arc<Node>> {
             get(metadata::labels).post(metadata::labels),
         )
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
 }
 
 /// Prometheus's `errorType`s.

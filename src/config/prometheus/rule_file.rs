@@ -194,78 +194,21 @@ fn check_labels(labels: &LabelSet, names: NameValidation) -> Result<(), Invalid>
     Ok(())
 }
 
-/// Checks the structure of Go template actions in a label or annotation: every `{{` closed by a
-/// `}}` (outside string literals and comments), and no empty action. Errors read like Go's.
-/// The full template grammar (pipelines, functions, `if`/`end` pairing) is checked when the
-/// template engine compiles the text.
+/// Parses a label or annotation template as Prometheus's `promtool check rules` does: with
+/// Prometheus's function set, so an unknown function or an unclosed action is an error here
+/// rather than at evaluation. The message is the template parser's own
+/// (`template: NAME:LINE: what`).
 fn check_template(text: &str, name: &str) -> Result<(), String> {
-    let bytes = text.as_bytes();
-    let mut position = 0;
-    while let Some(offset) = text[position..].find("{{") {
-        let action_start = position + offset;
-        let line = 1 + text[..action_start].matches('\n').count();
-        let error = |what: &str| format!("template: {name}:{line}: {what}");
-        let mut cursor = action_start + 2;
-        // A left trim marker is `{{- ` (a dash followed by a space).
-        if bytes.get(cursor) == Some(&b'-')
-            && bytes.get(cursor + 1).is_some_and(u8::is_ascii_whitespace)
-        {
-            cursor += 1;
-        }
-        let content_start = cursor;
-        let trimmed_start = text[cursor..].trim_start();
-        if trimmed_start.starts_with("/*") {
-            let comment_start = text.len() - trimmed_start.len();
-            let comment_end = text[comment_start + 2..]
-                .find("*/")
-                .map(|end| comment_start + 2 + end + 2)
-                .ok_or_else(|| error("unclosed comment"))?;
-            let after = text[comment_end..].trim_start_matches([' ', '-']);
-            if !after.starts_with("}}") {
-                return Err(error("comment ends before closing delimiter"));
-            }
-            position = text.len() - after.len() + 2;
-            continue;
-        }
-        let mut quote: Option<u8> = None;
-        let mut close = None;
-        while cursor < bytes.len() {
-            let byte = bytes[cursor];
-            match quote {
-                Some(open) => {
-                    if byte == b'\\' && open != b'`' {
-                        cursor += 1;
-                    } else if byte == open {
-                        quote = None;
-                    } else if byte == b'\n' && open != b'`' {
-                        return Err(error("unterminated quoted string"));
-                    }
-                }
-                None => {
-                    if matches!(byte, b'"' | b'`' | b'\'') {
-                        quote = Some(byte);
-                    } else if bytes[cursor..].starts_with(b"}}") {
-                        close = Some(cursor);
-                        break;
-                    }
-                }
-            }
-            cursor += 1;
-        }
-        let close = close.ok_or_else(|| error("unclosed action"))?;
-        let mut content = &text[content_start..close];
-        // A right trim marker is ` -}}` (a space followed by a dash).
-        if let Some(stripped) = content.strip_suffix('-')
-            && stripped.ends_with(|c: char| c.is_ascii_whitespace())
-        {
-            content = stripped;
-        }
-        if content.trim().is_empty() {
-            return Err(error("missing value for command"));
-        }
-        position = close + 2;
+    use tocsin_receivers::template::TemplateError;
+    match tocsin_receivers::template::prometheus::check(name, text) {
+        Ok(()) => Ok(()),
+        Err(TemplateError::PrometheusParse {
+            name,
+            line,
+            message,
+        }) => Err(format!("template: {name}:{line}: {message}")),
+        Err(other) => Err(other.to_string()),
     }
-    Ok(())
 }
 
 impl RuleFile {
@@ -432,6 +375,7 @@ mod tests {
             "{{/* a comment */}}",
             "{{ if gt $value 1.0 }}high{{ else }}low{{ end }}",
             "}} alone",
+            "{{ humanize $value }} {{ with query \"up\" }}{{ . | first | value }}{{ end }}",
         ] {
             check(good).unwrap();
         }
@@ -446,6 +390,11 @@ mod tests {
         assert_eq!(
             check("{{/* x").unwrap_err(),
             "template: __alert_A:1: unclosed comment"
+        );
+        // Alertmanager's functions are not Prometheus's.
+        assert_eq!(
+            check("{{ since 1 }}").unwrap_err(),
+            "template: __alert_A:1: function \"since\" not defined"
         );
     }
 
