@@ -42,21 +42,50 @@ struct Group {
     drop_name: bool,
 }
 
+/// Writes into `key` the same bytes as `group_labels(labels, modifier).key()`, without building
+/// the group's label set (done once per sample and step, so it must not allocate).
+fn write_group_key(labels: &Labels, modifier: &Option<LabelModifier>, key: &mut Vec<u8>) {
+    key.clear();
+    let (names, include) = match modifier {
+        None => return,
+        Some(LabelModifier::Include(ls)) => (&ls.labels, true),
+        Some(LabelModifier::Exclude(ls)) => (&ls.labels, false),
+    };
+    for l in labels.iter() {
+        let listed = names.iter().any(|n| n == &l.name);
+        let kept = if include {
+            listed
+        } else {
+            !listed && l.name != METRIC_NAME
+        };
+        if kept {
+            key.extend_from_slice(l.name.as_bytes());
+            key.push(0xfe);
+            key.extend_from_slice(l.value.as_bytes());
+            key.push(0xff);
+        }
+    }
+}
+
 /// Splits `vector` into groups, keeping first-appearance order.
 fn group(vector: &[Sample], modifier: &Option<LabelModifier>) -> Vec<Group> {
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
+    let mut key = Vec::new();
     for (i, s) in vector.iter().enumerate() {
-        let labels = group_labels(&s.labels, modifier);
-        let key = labels.key();
-        let gi = *index.entry(key).or_insert_with(|| {
-            groups.push(Group {
-                labels,
-                members: Vec::new(),
-                drop_name: false,
-            });
-            groups.len() - 1
-        });
+        write_group_key(&s.labels, modifier, &mut key);
+        let gi = match index.get(key.as_slice()) {
+            Some(&gi) => gi,
+            None => {
+                groups.push(Group {
+                    labels: group_labels(&s.labels, modifier),
+                    members: Vec::new(),
+                    drop_name: false,
+                });
+                index.insert(key.clone(), groups.len() - 1);
+                groups.len() - 1
+            }
+        };
         groups[gi].members.push(i);
         groups[gi].drop_name |= s.drop_name;
     }

@@ -6,11 +6,14 @@
 //! (including offsets, `@`, ranges and enclosing subqueries), so a step only binary-searches
 //! samples that are already in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{
+    self, AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
 
 use super::annotations::Annotations;
 use super::limits::{self, Budget, Limits};
@@ -31,6 +34,9 @@ pub enum QueryError {
     TooManySamples,
     #[error("query timed out in query execution")]
     Timeout,
+    /// The caller gave up on the answer (Prometheus's `canceled`).
+    #[error("query was canceled in query execution")]
+    Canceled,
     #[error("{0}")]
     Storage(#[from] StorageError),
 }
@@ -44,6 +50,7 @@ impl QueryError {
                 "execution"
             }
             QueryError::Timeout => "timeout",
+            QueryError::Canceled => "canceled",
         }
     }
 }
@@ -163,7 +170,7 @@ impl Engine {
         ev.prepare(expr, start_ms, end_ms)?;
         // Series are keyed by their labels after delayed name removal, so two series that only
         // differed by a dropped name merge when they do not overlap in time.
-        let mut series: HashMap<Vec<u8>, Series> = HashMap::new();
+        let mut series: HashMap<Labels, Series> = HashMap::new();
         let mut total_points = 0usize;
         let mut t = start_ms;
         while t <= end_ms {
@@ -182,7 +189,8 @@ impl Engine {
                 if s.drop_name {
                     s.labels.remove(METRIC_NAME);
                 }
-                let entry = series.entry(s.labels.key()).or_insert_with(|| Series {
+                // Cloning labels is a reference-count bump; hashing them needs no key buffer.
+                let entry = series.entry(s.labels.clone()).or_insert_with(|| Series {
                     labels: s.labels,
                     points: Vec::new(),
                     drop_name: false,
@@ -315,6 +323,27 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
     Ok(out)
 }
 
+/// The index of the first sample after `t` (as `partition_point(|p| p.0 <= t)`), scanning
+/// forward from `hint` when the answer lies a little past it, else by binary search.
+fn index_after(samples: &[Point], hint: usize, t: i64) -> usize {
+    const SHORT_SCAN: usize = 16;
+    let hint = hint.min(samples.len());
+    if hint > 0 && samples[hint - 1].0 > t {
+        return samples.partition_point(|p| p.0 <= t);
+    }
+    let mut i = hint;
+    while i < samples.len() && samples[i].0 <= t {
+        i += 1;
+        if i - hint >= SHORT_SCAN {
+            return i + samples[i..].partition_point(|p| p.0 <= t);
+        }
+    }
+    i
+}
+
+/// A subquery's inner step: its time and the vector it evaluated to.
+type InnerStep = (i64, Rc<Vec<Sample>>);
+
 /// State of one query's evaluation.
 pub(crate) struct Evaluator<'a> {
     storage: &'a dyn Queryable,
@@ -327,6 +356,12 @@ pub(crate) struct Evaluator<'a> {
     /// Fetched series per selector node (keyed by the node's address, stable while the AST is
     /// borrowed).
     selected: HashMap<usize, Vec<SeriesData>>,
+    /// Per selector node and series, where the last step's window began and ended in its
+    /// samples: steps move forward, so the next window is found by a short scan from there
+    /// instead of two binary searches that miss the cache on every big selector.
+    cursors: HashMap<usize, Vec<(usize, usize)>>,
+    /// Per subquery node, its inner steps already evaluated, by ascending time.
+    subquery_steps: HashMap<usize, VecDeque<InnerStep>>,
     pub annotations: Annotations,
     pub budget: Budget,
 }
@@ -352,6 +387,8 @@ impl<'a> Evaluator<'a> {
             lookback: engine.lookback_delta_ms,
             range_query,
             selected: HashMap::new(),
+            subquery_steps: HashMap::new(),
+            cursors: HashMap::new(),
             annotations: Annotations::default(),
             budget: Budget::new(&engine.limits),
         }
@@ -519,12 +556,25 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Sample>, QueryError> {
+    fn eval_vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+    ) -> Result<Vec<Sample>, QueryError> {
         let ref_t = self.effective_time(t, &vs.at, &vs.offset);
-        let series = self.series_for(vs)?;
+        let key = node_key(vs);
+        let series = self
+            .selected
+            .get(&key)
+            .ok_or_else(|| exec_err("internal error: selector was not prepared"))?;
+        let cursors = self
+            .cursors
+            .entry(key)
+            .or_insert_with(|| vec![(0, 0); series.len()]);
         let mut out = Vec::with_capacity(series.len());
-        for s in series {
-            let idx = s.samples.partition_point(|p| p.0 <= ref_t);
+        for (s, cursor) in series.iter().zip(cursors.iter_mut()) {
+            let idx = index_after(&s.samples, cursor.1, ref_t);
+            cursor.1 = idx;
             if idx == 0 {
                 continue;
             }
@@ -588,6 +638,57 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// The window a matrix selector covers when evaluated at `t`.
+    pub(crate) fn matrix_window(&self, ms: &MatrixSelector, t: i64) -> RangeWindow {
+        RangeWindow {
+            end: self.effective_time(t, &ms.vs.at, &ms.vs.offset),
+            range: duration_ms(&ms.range),
+        }
+    }
+
+    /// Calls `f` with the labels and in-window points (stale markers left out) of each series
+    /// of a matrix selector, skipping series without points, in series order. Unlike
+    /// [`Evaluator::eval_range`] it copies nothing when the window holds no stale marker: a
+    /// range function over a big selector would otherwise copy every window at every step.
+    pub(crate) fn walk_matrix_selector(
+        &mut self,
+        ms: &MatrixSelector,
+        window: RangeWindow,
+        mut f: impl FnMut(&Labels, &[Point]),
+    ) -> Result<(), QueryError> {
+        let key = node_key(&ms.vs);
+        let series = self
+            .selected
+            .get(&key)
+            .ok_or_else(|| exec_err("internal error: selector was not prepared"))?;
+        let cursors = self
+            .cursors
+            .entry(key)
+            .or_insert_with(|| vec![(0, 0); series.len()]);
+        let mut without_stale: Vec<Point> = Vec::new();
+        let mut total = 0usize;
+        for (s, cursor) in series.iter().zip(cursors.iter_mut()) {
+            let lo = index_after(&s.samples, cursor.0, window.start());
+            let hi = index_after(&s.samples, cursor.1.max(lo), window.end);
+            *cursor = (lo, hi);
+            if lo >= hi {
+                continue;
+            }
+            let mut points = &s.samples[lo..hi];
+            if points.iter().any(|p| is_stale_nan(p.1)) {
+                without_stale.clear();
+                without_stale.extend(points.iter().copied().filter(|p| !is_stale_nan(p.1)));
+                points = &without_stale;
+            }
+            if points.is_empty() {
+                continue;
+            }
+            total += points.len();
+            f(&s.labels, points);
+        }
+        self.budget.check_samples(total)
+    }
+
     fn eval_subquery(
         &mut self,
         sq: &SubqueryExpr,
@@ -603,27 +704,38 @@ impl<'a> Evaluator<'a> {
             .div_euclid(step)
             .saturating_add(1)
             .saturating_mul(step);
-        let mut series: HashMap<(Vec<u8>, bool), usize> = HashMap::new();
+        let node = sq as *const SubqueryExpr as usize;
+        // Inner steps are aligned to absolute multiples of the step, so consecutive outer steps
+        // share all but a few of them: each is evaluated once and kept while later windows can
+        // still use it (evaluation times only increase within one enclosing evaluation).
+        if let Some(cached) = self.subquery_steps.get_mut(&node) {
+            while cached.front().is_some_and(|(at, _)| *at <= window.start()) {
+                cached.pop_front();
+            }
+        }
+        let mut series: HashMap<(Labels, bool), usize> = HashMap::new();
         let mut out: Vec<Series> = Vec::new();
         let mut total = 0usize;
         while ts <= end {
-            let vector = match self.eval(&sq.expr, ts)? {
-                Val::Scalar(v) => vec![Sample {
-                    labels: Labels::new(),
-                    t: ts,
-                    v,
-                    drop_name: false,
-                }],
-                Val::Vector(v) => v,
-                other => {
-                    return Err(exec_err(format!(
-                        "subquery is only allowed on instant vector, got {}",
-                        val_type(&other)
-                    )));
+            let cached = self.subquery_steps.get(&node).and_then(|cached| {
+                cached
+                    .binary_search_by_key(&ts, |(at, _)| *at)
+                    .ok()
+                    .map(|i| Rc::clone(&cached[i].1))
+            });
+            let vector = match cached {
+                Some(vector) => vector,
+                None => {
+                    let vector = Rc::new(self.eval_subquery_step(sq, ts)?);
+                    let cached = self.subquery_steps.entry(node).or_default();
+                    if cached.back().is_none_or(|(at, _)| *at < ts) {
+                        cached.push_back((ts, Rc::clone(&vector)));
+                    }
+                    vector
                 }
             };
-            for s in vector {
-                let key = (s.labels.key(), s.drop_name);
+            for s in vector.iter() {
+                let key = (s.labels.clone(), s.drop_name);
                 let idx = *series.entry(key).or_insert_with(|| {
                     out.push(Series {
                         labels: s.labels.clone(),
@@ -643,6 +755,27 @@ impl<'a> Evaluator<'a> {
             };
         }
         Ok((out, window))
+    }
+
+    /// The subquery's inner expression at one inner step, as a vector.
+    fn eval_subquery_step(
+        &mut self,
+        sq: &SubqueryExpr,
+        ts: i64,
+    ) -> Result<Vec<Sample>, QueryError> {
+        match self.eval(&sq.expr, ts)? {
+            Val::Scalar(v) => Ok(vec![Sample {
+                labels: Labels::new(),
+                t: ts,
+                v,
+                drop_name: false,
+            }]),
+            Val::Vector(v) => Ok(v),
+            other => Err(exec_err(format!(
+                "subquery is only allowed on instant vector, got {}",
+                val_type(&other)
+            ))),
+        }
     }
 
     /// Evaluates a selector keeping each sample's own timestamp (for `timestamp()`), or any

@@ -1,5 +1,7 @@
 //! Limits that keep one query from exhausting memory or time.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::engine::QueryError;
@@ -12,6 +14,9 @@ pub struct Limits {
     /// Samples the engine may hold at once for one query (Prometheus's `--query.max-samples`).
     pub max_samples: usize,
     pub timeout: Option<Duration>,
+    /// Set by whoever asked for the query when the answer is no longer wanted (an HTTP client
+    /// that went away); the query then stops at its next deadline check.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for Limits {
@@ -19,6 +24,7 @@ impl Default for Limits {
         Limits {
             max_samples: 50_000_000,
             timeout: Some(Duration::from_secs(120)),
+            cancel: None,
         }
     }
 }
@@ -48,6 +54,7 @@ pub fn check_resolution(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<(), 
 pub struct Budget {
     max_samples: usize,
     deadline: Option<Instant>,
+    cancel: Option<Arc<AtomicBool>>,
     checks: u32,
 }
 
@@ -56,6 +63,7 @@ impl Budget {
         Budget {
             max_samples: limits.max_samples,
             deadline: limits.timeout.and_then(|t| Instant::now().checked_add(t)),
+            cancel: limits.cancel.clone(),
             checks: 0,
         }
     }
@@ -68,15 +76,46 @@ impl Budget {
         Ok(())
     }
 
-    /// Fails when the deadline passed; reads the clock only every 64 calls.
+    /// Fails when the deadline passed or the query was canceled; reads the clock and the
+    /// cancel flag only every 64 calls.
     pub fn check_deadline(&mut self) -> Result<(), QueryError> {
         self.checks = self.checks.wrapping_add(1);
         if !self.checks.is_multiple_of(64) {
             return Ok(());
         }
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+        {
+            return Err(QueryError::Canceled);
+        }
         match self.deadline {
             Some(d) if Instant::now() > d => Err(QueryError::Timeout),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_canceled_query_stops_at_a_deadline_check() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let limits = Limits {
+            cancel: Some(Arc::clone(&cancel)),
+            ..Limits::default()
+        };
+        let mut budget = Budget::new(&limits);
+        for _ in 0..200 {
+            assert_eq!(budget.check_deadline(), Ok(()));
+        }
+        cancel.store(true, Ordering::Relaxed);
+        let stopped = (0..64)
+            .map(|_| budget.check_deadline())
+            .find(Result::is_err);
+        assert_eq!(stopped, Some(Err(QueryError::Canceled)));
     }
 }

@@ -1,6 +1,7 @@
 //! Query values: label sets, samples, series and the four PromQL value types.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label holding a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -14,12 +15,16 @@ pub struct Label {
 
 /// A set of labels, sorted by name, names unique. Empty values are never stored
 /// (Prometheus treats a label with an empty value as absent).
+///
+/// Shared behind an `Arc`: evaluation copies a series' labels into every step's sample, so a
+/// clone must be a reference-count bump, not one allocation per label; the few operations that
+/// change labels copy on write.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<Vec<Label>>);
 
 impl Labels {
     pub fn new() -> Self {
-        Labels(Vec::new())
+        Labels::default()
     }
 
     /// Builds a set from pairs in any order; later duplicates win, empty values are dropped.
@@ -64,14 +69,14 @@ impl Labels {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) => {
                 if value.is_empty() {
-                    self.0.remove(i);
-                } else {
-                    self.0[i].value = value.to_string();
+                    Arc::make_mut(&mut self.0).remove(i);
+                } else if self.0[i].value != value {
+                    Arc::make_mut(&mut self.0)[i].value = value.to_string();
                 }
             }
             Err(i) => {
                 if !value.is_empty() {
-                    self.0.insert(
+                    Arc::make_mut(&mut self.0).insert(
                         i,
                         Label {
                             name: name.to_string(),
@@ -85,7 +90,7 @@ impl Labels {
 
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            self.0.remove(i);
+            Arc::make_mut(&mut self.0).remove(i);
         }
     }
 
@@ -97,30 +102,30 @@ impl Labels {
 
     /// Keeps only the labels whose names are in `names`.
     pub fn keep_only(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| names.iter().any(|n| n == &l.name))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// Drops the labels whose names are in `names`.
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        Labels(
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|l| !names.iter().any(|n| n == &l.name))
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// A byte key identifying the label set (used for hashing groups and matching).
     pub fn key(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.0.len() * 16);
-        for l in &self.0 {
+        for l in self.0.iter() {
             key.extend_from_slice(l.name.as_bytes());
             key.push(0xfe);
             key.extend_from_slice(l.value.as_bytes());
@@ -132,7 +137,7 @@ impl Labels {
     /// Key over the labels named in `names` (`on`) or all but those (`ignoring`/`without`).
     pub fn key_for(&self, names: &[String], include: bool) -> Vec<u8> {
         let mut key = Vec::new();
-        for l in &self.0 {
+        for l in self.0.iter() {
             if names.iter().any(|n| n == &l.name) == include {
                 key.extend_from_slice(l.name.as_bytes());
                 key.push(0xfe);

@@ -12,6 +12,7 @@ use crate::promql::{
 use axum::extract::State;
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const TRUNCATED: &str = "results truncated due to limit";
@@ -61,9 +62,22 @@ impl Queryable for Counting<'_> {
     }
 }
 
-/// The engine for one request: `timeout` (never beyond the default) and `lookback_delta`.
-fn engine_for(form: &Form) -> Result<Engine, ApiError> {
+/// Sets the query's cancel flag when dropped: the handler's future is dropped when the HTTP
+/// client disconnects, and the evaluation on the blocking pool then stops at its next check.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine for one request: `timeout` (never beyond the default, as Prometheus bounds it by
+/// `--query.timeout`), `lookback_delta`, and a cancel flag set when the returned guard drops.
+fn engine_for(form: &Form) -> Result<(Engine, CancelOnDrop), ApiError> {
     let mut engine = Engine::default();
+    let cancel = Arc::new(AtomicBool::new(false));
+    engine.limits.cancel = Some(Arc::clone(&cancel));
     let timeout = form.value("timeout");
     if !timeout.is_empty() {
         let nanos =
@@ -84,7 +98,7 @@ fn engine_for(form: &Form) -> Result<Engine, ApiError> {
             engine.lookback_delta_ms = ms;
         }
     }
-    Ok(engine)
+    Ok((engine, CancelOnDrop(cancel)))
 }
 
 /// What one evaluation returned, with the samples it loaded and how long it took.
@@ -166,7 +180,7 @@ pub async fn instant(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
     let started = Instant::now();
     let limit = limit_param(&form)?;
     let t = time_param(&form, "time", now_ms())?;
-    let engine = engine_for(&form)?;
+    let (engine, _cancel_on_drop) = engine_for(&form)?;
     let expr = parse_query(form.value("query")).map_err(query_error)?;
     let tsdb = tsdb(&node)?;
     let evaluated = blocking(move || {
@@ -217,7 +231,7 @@ pub async fn range(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let engine = engine_for(&form)?;
+    let (engine, _cancel_on_drop) = engine_for(&form)?;
     let expr = parse_query(form.value("query")).map_err(query_error)?;
     let tsdb = tsdb(&node)?;
     let evaluated = blocking(move || {

@@ -1,6 +1,6 @@
 //! Functions over range vectors.
 
-use promql_parser::parser::Expr;
+use promql_parser::parser::{Expr, MatrixSelector};
 
 use super::math::{kahan_sum_inc, linear_regression, quantile};
 use super::{absent_labels, arg};
@@ -45,6 +45,12 @@ pub(super) fn call(
         | "ts_of_max_over_time" => 0,
         _ => return Ok(None),
     };
+    if args.len() == 1
+        && name != "absent_over_time"
+        && let Some(ms) = plain_matrix_selector(args[0])
+    {
+        return over_matrix_selector(ev, name, ms, t).map(Some);
+    }
     let (series, window) = ev.eval_range(arg(args, matrix_arg)?, t)?;
     if name == "absent_over_time" {
         if series.is_empty() {
@@ -95,7 +101,7 @@ pub(super) fn call(
                     .info(annotations::possible_non_counter(metric));
             }
         }
-        let Some(v) = evaluate(name, &s, window, t, &scalars) else {
+        let Some(v) = evaluate(name, &s.points, window, t, &scalars) else {
             continue;
         };
         let Series {
@@ -111,14 +117,62 @@ pub(super) fn call(
     Ok(Some(Val::Vector(out)))
 }
 
+/// The matrix selector `expr` is, inside any parentheses.
+fn plain_matrix_selector(expr: &Expr) -> Option<&MatrixSelector> {
+    match expr {
+        Expr::Paren(p) => plain_matrix_selector(&p.expr),
+        Expr::MatrixSelector(ms) => Some(ms),
+        _ => None,
+    }
+}
+
+/// A function without scalar arguments over a matrix selector, evaluated on the selected
+/// samples in place (the common `rate(x[5m])` shape); same results as the general path.
+fn over_matrix_selector(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    ms: &MatrixSelector,
+    t: i64,
+) -> Result<Val, QueryError> {
+    let window = ev.matrix_window(ms, t);
+    let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    let checks_counter = matches!(name, "rate" | "increase");
+    let mut non_counters: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    ev.walk_matrix_selector(ms, window, |labels, points| {
+        if checks_counter {
+            let metric = labels.get(METRIC_NAME);
+            if !is_counter_name(metric)
+                && !metric.is_empty()
+                && !non_counters.iter().any(|m| m == metric)
+            {
+                non_counters.push(metric.to_string());
+            }
+        }
+        if let Some(v) = evaluate(name, points, window, t, &[]) {
+            out.push(Sample {
+                labels: labels.clone(),
+                t,
+                v,
+                // A selected series' name is never already marked for removal.
+                drop_name: !keeps_name,
+            });
+        }
+    })?;
+    for metric in non_counters {
+        ev.annotations
+            .info(annotations::possible_non_counter(&metric));
+    }
+    Ok(Val::Vector(out))
+}
+
 fn is_counter_name(name: &str) -> bool {
     ["_total", "_sum", "_count", "_bucket"]
         .iter()
         .any(|s| name.ends_with(s))
 }
 
-fn evaluate(name: &str, s: &Series, window: RangeWindow, t: i64, scalars: &[f64]) -> Option<f64> {
-    let p = &s.points;
+fn evaluate(name: &str, p: &[Point], window: RangeWindow, t: i64, scalars: &[f64]) -> Option<f64> {
     if p.is_empty() {
         return None;
     }
