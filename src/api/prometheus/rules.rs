@@ -339,62 +339,10 @@ pub fn group_token(file: &str, name: &str) -> String {
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// SHA-1 (FIPS 180-4). Only page tokens use it, which must equal Prometheus's byte for byte;
-/// nothing here relies on it resisting collisions.
+/// SHA-1, as Prometheus hashes page tokens (nothing relies on it resisting collisions).
 fn sha1(message: &[u8]) -> [u8; 20] {
-    let mut state: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let mut padded = message.to_vec();
-    padded.push(0x80);
-    while padded.len() % 64 != 56 {
-        padded.push(0);
-    }
-    let bit_length = (message.len() as u64).wrapping_mul(8);
-    padded.extend_from_slice(&bit_length.to_be_bytes());
-    for block in padded.chunks_exact(64) {
-        let mut words = [0u32; 80];
-        for (index, word) in block.chunks_exact(4).enumerate() {
-            words[index] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for index in 16..80 {
-            words[index] =
-                (words[index - 3] ^ words[index - 8] ^ words[index - 14] ^ words[index - 16])
-                    .rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = state;
-        for (index, word) in words.iter().enumerate() {
-            let (f, k) = match index {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let next = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*word);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = next;
-        }
-        for (value, add) in state.iter_mut().zip([a, b, c, d, e]) {
-            *value = value.wrapping_add(add);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (chunk, value) in out.chunks_exact_mut(4).zip(state) {
-        chunk.copy_from_slice(&value.to_be_bytes());
-    }
-    out
+    use sha1::{Digest, Sha1};
+    Sha1::digest(message).into()
 }
 
 /// `GET /api/v1/rules`.
