@@ -280,10 +280,14 @@ impl RunFlags {
             "storage.tsdb.retention.time",
             show_ms(self.storage_tsdb_retention_time),
         );
-        record("storage.tsdb.retention", show_ms(self.storage_tsdb_retention));
+        record(
+            "storage.tsdb.retention",
+            show_ms(self.storage_tsdb_retention),
+        );
         record(
             "storage.tsdb.retention.size",
-            tocsin::tsdb::units::ByteSize(self.storage_tsdb_retention_size.unwrap_or(0)).to_string(),
+            tocsin::tsdb::units::ByteSize(self.storage_tsdb_retention_size.unwrap_or(0))
+                .to_string(),
         );
         record(
             "web.enable-admin-api",

@@ -39,7 +39,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(prometheus::routes())
         .merge(admin::routes())
         .merge(targets::routes(Arc::clone(&node.ingest)))
-        .merge(prometheus::alertmanagers::routes(Arc::clone(&node.notifier)))
+        .merge(prometheus::alertmanagers::routes(Arc::clone(
+            &node.notifier,
+        )))
         .merge(remote_write::routes(Arc::clone(&node.ingest)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&node),
