@@ -17,9 +17,9 @@
 //! here; `http_sd_configs` and `dns_sd_configs` run as one `ingest::discovery::Discovery`.
 
 use crate::config::LoadedConfig;
-use crate::config::http_client::HttpClientConfig;
 use crate::config::prometheus::AlertmanagerConfig;
 use crate::ingest::discovery::{Discovery, DiscoveryHandle, DiscoveryOptions, Sources};
+use crate::ingest::scrape::{Auth, build_http_client, error_chain, resolve_http_auth};
 use crate::ingest::targets::{FileSd, TargetGroup};
 use crate::node::alerting::AlertingRuntime;
 use crate::rules::alert::{AlertSink, OutgoingAlert};
@@ -95,8 +95,7 @@ pub struct NotifierStats {
 /// A set's HTTP client and what each request needs.
 struct Transport {
     client: reqwest::Client,
-    basic_auth: Option<(String, String)>,
-    authorization: Option<String>,
+    auth: Auth,
     timeout: Duration,
 }
 
@@ -720,17 +719,13 @@ async fn merge_groups(
 async fn post(transport: &Transport, url: &str, payload: bytes::Bytes) -> Result<(), String> {
     let parsed =
         reqwest::Url::parse(url).map_err(|error| format!("invalid URL {url:?}: {error}"))?;
-    let mut request = transport
-        .client
-        .post(parsed)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(payload);
-    if let Some((user, password)) = &transport.basic_auth {
-        request = request.basic_auth(user, Some(password));
-    }
-    if let Some(authorization) = &transport.authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, authorization.as_str());
-    }
+    let request = transport.auth.apply(
+        transport
+            .client
+            .post(parsed)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload),
+    );
     let exchange = async {
         let mut response = request
             .send()
@@ -759,150 +754,17 @@ async fn post(transport: &Transport, url: &str, payload: bytes::Bytes) -> Result
         })?
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Transport {
     /// The set's client from its inline HTTP client settings, secrets read from their files
     /// (relative to `base_dir`) now, as the scrape manager does.
     fn new(config: &AlertmanagerConfig, base_dir: &Path) -> Result<Transport, String> {
         let http = config.http_client();
-        let (basic_auth, authorization) = resolve_auth(&http, base_dir)?;
         Ok(Transport {
-            client: build_client(&http, base_dir)?,
-            basic_auth,
-            authorization,
+            auth: resolve_http_auth(&http, base_dir)?,
+            client: build_http_client(&http, base_dir, false)?,
             timeout: config.timeout.value.as_std(),
         })
     }
-}
-
-fn read_secret_file(base_dir: &Path, key: &str, file: &str) -> Result<String, String> {
-    use std::io::Read;
-    let path = base_dir.join(file);
-    let opened = std::fs::File::open(&path).map_err(|error| format!("{key} {file:?}: {error}"))?;
-    let mut text = String::new();
-    opened
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .map_err(|error| format!("{key} {file:?}: {error}"))?;
-    Ok(text.trim().to_string())
-}
-
-fn secret_or_file(base_dir: &Path, inline: &str, key: &str, file: &str) -> Result<String, String> {
-    if !inline.is_empty() {
-        Ok(inline.to_string())
-    } else if !file.is_empty() {
-        read_secret_file(base_dir, key, file)
-    } else {
-        Ok(String::new())
-    }
-}
-
-type Auth = (Option<(String, String)>, Option<String>);
-
-fn resolve_auth(http: &HttpClientConfig, base_dir: &Path) -> Result<Auth, String> {
-    let basic = match &http.basic_auth {
-        Some(basic) => {
-            let basic = &basic.value;
-            let username = if basic.username_file.is_empty() {
-                basic.username.clone()
-            } else {
-                read_secret_file(base_dir, "basic_auth.username_file", &basic.username_file)?
-            };
-            let password = secret_or_file(
-                base_dir,
-                basic.password.expose(),
-                "basic_auth.password_file",
-                &basic.password_file,
-            )?;
-            Some((username, password))
-        }
-        None => None,
-    };
-    let authorization = if let Some(authorization) = &http.authorization {
-        let authorization = &authorization.value;
-        let credentials = secret_or_file(
-            base_dir,
-            authorization.credentials.expose(),
-            "authorization.credentials_file",
-            &authorization.credentials_file,
-        )?;
-        Some(format!("{} {credentials}", authorization.scheme()))
-    } else if let Some(token) = &http.bearer_token {
-        Some(format!("Bearer {}", token.value.expose()))
-    } else if let Some(file) = &http.bearer_token_file {
-        Some(format!(
-            "Bearer {}",
-            read_secret_file(base_dir, "bearer_token_file", &file.value)?
-        ))
-    } else {
-        None
-    };
-    Ok((basic, authorization))
-}
-
-fn build_client(http: &HttpClientConfig, base_dir: &Path) -> Result<reqwest::Client, String> {
-    use crate::config::http_client::TlsVersion as Config;
-    use tocsin_receivers::http_client::{TlsSettings, TlsVersion, rustls_client_config};
-    if http.proxy_from_environment || !http.no_proxy.is_empty() {
-        return Err("proxy_from_environment and no_proxy are not supported by Tocsin".into());
-    }
-    let tls = match &http.tls_config {
-        Some(tls) => {
-            let tls = &tls.value;
-            let pem = |inline: &str, key: &str, file: &str| -> Result<Option<String>, String> {
-                if !inline.is_empty() {
-                    Ok(Some(inline.to_string()))
-                } else if !file.is_empty() {
-                    read_secret_file(base_dir, key, file).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
-            TlsSettings {
-                ca_pem: pem(&tls.ca, "tls_config.ca_file", &tls.ca_file)?,
-                client_cert_pem: pem(&tls.cert, "tls_config.cert_file", &tls.cert_file)?,
-                client_key_pem: pem(tls.key.expose(), "tls_config.key_file", &tls.key_file)?,
-                server_name: Some(tls.server_name.clone()).filter(|name| !name.is_empty()),
-                insecure_skip_verify: tls.insecure_skip_verify,
-                min_version: tls.min_version.map(|version| match version {
-                    Config::TLS10 => TlsVersion::Tls10,
-                    Config::TLS11 => TlsVersion::Tls11,
-                    Config::TLS12 => TlsVersion::Tls12,
-                    Config::TLS13 => TlsVersion::Tls13,
-                }),
-            }
-        }
-        None => TlsSettings::default(),
-    };
-    let tls = rustls_client_config(&tls, &[b"http/1.1".to_vec()]).map_err(|e| e.to_string())?;
-    let redirects = if http.follow_redirects {
-        reqwest::redirect::Policy::limited(10)
-    } else {
-        reqwest::redirect::Policy::none()
-    };
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .user_agent(tocsin_receivers::http_client::USER_AGENT)
-        .redirect(redirects)
-        .http1_only();
-    builder = match &http.proxy_url {
-        Some(url) => builder.proxy(
-            reqwest::Proxy::all(url.value.as_str())
-                .map_err(|error| format!("proxy_url {:?}: {error}", url.value))?,
-        ),
-        None => builder.no_proxy(),
-    };
-    builder.build().map_err(|error| error.to_string())
 }
 
 /// Filled once the notifier runs; the HTTP API's handlers hold it from the start.
