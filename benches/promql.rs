@@ -112,7 +112,8 @@ impl System {
 }
 
 struct Dataset {
-    _dir: tempfile::TempDir,
+    /// The temporary folder holding the blocks, unless they are kept (`PROMQL_BENCH_DATA`).
+    _dir: Option<tempfile::TempDir>,
     blocks: PathBuf,
     end_s: i64,
 }
@@ -145,7 +146,12 @@ fn main() {
         println!("# {}", process::version(&prometheus));
     }
     let started = Instant::now();
-    let data = match generate(big_series) {
+    let keep = std::env::var_os("PROMQL_BENCH_DATA").map(PathBuf::from);
+    let data = match keep.as_deref().and_then(|dir| reuse(dir, big_series)) {
+        Some(data) => Ok(data),
+        None => generate(big_series, keep.as_deref()),
+    };
+    let data = match data {
         Ok(data) => data,
         Err(error) => {
             println!("# cannot build the data set: {error}");
@@ -210,9 +216,36 @@ fn main() {
     print_table(&systems, &latencies, &series_counts, &peak_rss);
 }
 
-/// Writes the OpenMetrics file and builds blocks from it with promtool.
-fn generate(big_series: usize) -> Result<Dataset, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+/// Blocks a previous run kept in `dir` (`PROMQL_BENCH_DATA`) for the same number of big
+/// series, if they are still recent enough for the default retention (15 days).
+fn reuse(dir: &Path, big_series: usize) -> Option<Dataset> {
+    let stamp = std::fs::read_to_string(dir.join("dataset")).ok()?;
+    let (end_s, series) = stamp.trim().split_once(' ')?;
+    let (end_s, series): (i64, usize) = (end_s.parse().ok()?, series.parse().ok()?);
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+    let blocks = dir.join("blocks");
+    (series == big_series && now_s - end_s < 10 * 86_400 && blocks.is_dir()).then_some(Dataset {
+        _dir: None,
+        blocks,
+        end_s,
+    })
+}
+
+/// Writes the OpenMetrics file and builds blocks from it with promtool, in a temporary folder
+/// or, to keep them for later runs, in `keep`.
+fn generate(big_series: usize, keep: Option<&Path>) -> Result<Dataset, String> {
+    let (temporary, root) = match keep {
+        Some(dir) => {
+            let _ = std::fs::remove_dir_all(dir.join("blocks"));
+            std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            (None, dir.to_path_buf())
+        }
+        None => {
+            let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+            let root = dir.path().to_path_buf();
+            (Some(dir), root)
+        }
+    };
     let now_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| format!("clock: {e}"))?
@@ -220,7 +253,7 @@ fn generate(big_series: usize) -> Result<Dataset, String> {
     // Recent enough that retention keeps it, aligned to the interval.
     let end_s = (now_s - 300) / INTERVAL_S * INTERVAL_S;
     let start_s = end_s - DATA_SPAN_S;
-    let om = dir.path().join("data.om");
+    let om = root.join("data.om");
     let file = std::fs::File::create(&om).map_err(|e| format!("create {}: {e}", om.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let steps = DATA_SPAN_S / INTERVAL_S;
@@ -288,7 +321,7 @@ fn generate(big_series: usize) -> Result<Dataset, String> {
         .map_err(|e| format!("write {}: {e}", om.display()))?;
     drop(out);
 
-    let blocks = dir.path().join("blocks");
+    let blocks = root.join("blocks");
     let output = Command::new("promtool")
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&om)
@@ -303,8 +336,12 @@ fn generate(big_series: usize) -> Result<Dataset, String> {
         ));
     }
     std::fs::remove_file(&om).map_err(|e| format!("remove {}: {e}", om.display()))?;
+    if keep.is_some() {
+        std::fs::write(root.join("dataset"), format!("{end_s} {big_series}\n"))
+            .map_err(|e| format!("write {}: {e}", root.display()))?;
+    }
     Ok(Dataset {
-        _dir: dir,
+        _dir: temporary,
         blocks,
         end_s,
     })

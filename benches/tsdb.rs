@@ -75,7 +75,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    // `TSDB_BENCH_ONLY=append,bytes,memory,select` runs some phases only (`memory` includes
+    // `TSDB_BENCH_ONLY=append,open,bytes,memory,select` runs some phases only (`memory` includes
     // `replay`).
     let only = std::env::var("TSDB_BENCH_ONLY").unwrap_or_default();
     let wanted = |phase: &str| only.is_empty() || only.split(',').any(|p| p == phase);
@@ -91,6 +91,18 @@ fn main() {
             None,
             Better::Higher,
             "goal >= 10M/s/core",
+        ));
+    }
+
+    if wanted("open") {
+        let seconds = open_in_process();
+        println!("# open: Tsdb::open replayed the WAL in {seconds:.3} s");
+        rows.push(Row::new(
+            "WAL replay in process: Tsdb::open (s, 100k x 10, own WAL)",
+            Some(seconds),
+            None,
+            Better::Lower,
+            "",
         ));
     }
 
@@ -124,6 +136,18 @@ fn main() {
             "goal <= 1024 and <= 0.33x",
         )),
         Err(error) => println!("# memory: failed: {error}"),
+    }
+    if wanted("memory") {
+        match head_bytes_per_series(MEMORY_SERIES, MEMORY_SAMPLES) {
+            Ok(per_series) => rows.push(Row::new(
+                "head memory per series, in process (bytes, 100k x 10)",
+                Some(per_series),
+                None,
+                Better::Lower,
+                "goal <= 1024",
+            )),
+            Err(error) => println!("# memory in process: failed: {error}"),
+        }
     }
     if let Ok(MemoryResult { wal: Some(wal), .. }) = &memory {
         match wal_replay(&tocsin, wal.path()) {
@@ -312,6 +336,52 @@ fn node_values(series: usize, samples: i64, seed: u64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Samples per second appended to existing series: by series reference (the fast path
+/// scrapes and remote write take), and by label set (printed as a progress line).
+/// Seconds `Tsdb::open` takes to replay a WAL of [`MEMORY_SERIES`] series × [`MEMORY_SAMPLES`]
+/// samples written by Tocsin's appender in commits of [`SERIES_PER_REQUEST`] series, the
+/// shape the `replay` phase's Prometheus WAL has (without its Snappy compression).
+fn open_in_process() -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<Labels> = (0..MEMORY_SERIES)
+        .map(|i| {
+            Labels::new([
+                ("__name__", format!("bench_metric_{}", i % 100)),
+                ("cpu", format!("{}", i % 8)),
+                ("instance", format!("host-{}:9100", i / 100)),
+                ("job", "node".to_string()),
+                (
+                    "mode",
+                    ["idle", "user", "system", "iowait"][i % 4].to_string(),
+                ),
+            ])
+        })
+        .collect();
+    let first_t = now_ms() - (MEMORY_SAMPLES as i64 + 1) * SCRAPE_MS;
+    {
+        let tsdb = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        for round in 0..MEMORY_SAMPLES as i64 {
+            for batch in series.chunks(SERIES_PER_REQUEST) {
+                let mut appender = tsdb.appender();
+                for labels in batch {
+                    appender
+                        .append(labels, first_t + round * SCRAPE_MS, round as f64)
+                        .unwrap();
+                }
+                appender.commit().unwrap();
+            }
+        }
+    }
+    let began = Instant::now();
+    let tsdb = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+    let seconds = began.elapsed().as_secs_f64();
+    assert_eq!(
+        tsdb.replay_report().samples,
+        (MEMORY_SERIES * MEMORY_SAMPLES) as u64
+    );
+    seconds
+}
+
 fn append_throughput() -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let tsdb = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
@@ -321,12 +391,14 @@ fn append_throughput() -> f64 {
         .collect();
     let start = now_ms();
     let mut appender = tsdb.appender();
-    for labels in &series {
-        appender.append(labels, start, 0.0).unwrap();
-    }
+    let refs: Vec<u64> = series
+        .iter()
+        .map(|labels| appender.append(labels, start, 0.0).unwrap())
+        .collect();
     appender.commit().unwrap();
+    let rounds = APPEND_ROUNDS as i64;
     let began = Instant::now();
-    for round in 1..=APPEND_ROUNDS as i64 {
+    for round in 1..=rounds {
         let mut appender = tsdb.appender();
         for (i, labels) in series.iter().enumerate() {
             appender
@@ -335,10 +407,26 @@ fn append_throughput() -> f64 {
         }
         appender.commit().unwrap();
     }
+    let by_labels = (APPEND_SERIES * APPEND_ROUNDS) as f64 / began.elapsed().as_secs_f64();
+    println!("# append by label set: {by_labels:.0} samples/s");
+    let began = Instant::now();
+    for round in rounds + 1..=2 * rounds {
+        let mut appender = tsdb.appender();
+        for (i, &series_ref) in refs.iter().enumerate() {
+            appender
+                .append_ref(
+                    series_ref,
+                    start + round * SCRAPE_MS,
+                    (round * i as i64) as f64,
+                )
+                .unwrap();
+        }
+
+        appender.commit().unwrap();
+    }
     (APPEND_SERIES * APPEND_ROUNDS) as f64 / began.elapsed().as_secs_f64()
 }
 
-/// Chunk bytes and samples of the blocks under `folder`.
 fn chunk_bytes_and_samples(folder: &Path) -> (u64, u64) {
     let mut bytes = 0;
     let mut samples = 0;
@@ -559,6 +647,59 @@ fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| "no VmRSS".to_string())
 }
 
+/// The bench process's resident memory.
+fn own_rss_bytes() -> Result<u64, String> {
+    rss_bytes(std::process::id())
+}
+
+/// Head memory measured in this process: RSS growth while a fresh [`Tsdb`] takes `series`
+/// series (the `memory` phase's labels) × `samples` samples at 15 s, committed 5,000 series
+/// at a time, over the series count. The label pairs are made before the first reading; the
+/// `Labels` the head keeps are built inside the measured span.
+fn head_bytes_per_series(series: usize, samples: usize) -> Result<f64, String> {
+    let pairs: Vec<Vec<(String, String)>> = (0..series).map(memory_series_labels).collect();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let tsdb = Tsdb::open(dir.path(), TsdbOptions::default()).map_err(|e| e.to_string())?;
+    let first_t = now_ms() - (samples as i64 + 1) * SCRAPE_MS;
+    let before = own_rss_bytes()?;
+    for round in 0..samples {
+        let t = first_t + round as i64 * SCRAPE_MS;
+        for (batch_index, batch) in pairs.chunks(SERIES_PER_REQUEST).enumerate() {
+            let mut appender = tsdb.appender();
+            for (offset, labels) in batch.iter().enumerate() {
+                let index = batch_index * SERIES_PER_REQUEST + offset;
+                let value = ((index + round) % 1000) as f64;
+                let labels = Labels::new(labels.iter().cloned());
+                appender
+                    .append(&labels, t, value)
+                    .map_err(|e| e.to_string())?;
+            }
+            appender.commit().map_err(|e| e.to_string())?;
+        }
+    }
+    let after = own_rss_bytes()?;
+    let (head_series, head_chunks) = tsdb.head_stats();
+    println!(
+        "# memory in process: {series} series x {samples} samples: RSS {before} -> {after} bytes, {head_series} series, {head_chunks} chunks, chunks_head {} bytes",
+        tsdb.stats().chunks_head_bytes
+    );
+    Ok(after.saturating_sub(before) as f64 / series as f64)
+}
+
+/// The `memory` phase's series `i`: 5 labels like node_exporter's.
+fn memory_series_labels(i: usize) -> Vec<(String, String)> {
+    vec![
+        ("__name__".to_string(), format!("bench_metric_{}", i % 100)),
+        ("cpu".to_string(), format!("{}", i % 8)),
+        ("instance".to_string(), format!("host-{}:9100", i / 100)),
+        ("job".to_string(), "node".to_string()),
+        (
+            "mode".to_string(),
+            ["idle", "user", "system", "iowait"][i % 4].to_string(),
+        ),
+    ]
+}
+
 struct MemoryResult {
     tocsin: f64,
     prometheus: Option<f64>,
@@ -592,20 +733,7 @@ fn feed(server: &Server, requests: &[Vec<u8>]) -> Result<(), String> {
 }
 
 fn head_memory(tocsin: &Path, prometheus_present: bool) -> Result<MemoryResult, String> {
-    let series: Vec<Vec<(String, String)>> = (0..MEMORY_SERIES)
-        .map(|i| {
-            vec![
-                ("__name__".to_string(), format!("bench_metric_{}", i % 100)),
-                ("cpu".to_string(), format!("{}", i % 8)),
-                ("instance".to_string(), format!("host-{}:9100", i / 100)),
-                ("job".to_string(), "node".to_string()),
-                (
-                    "mode".to_string(),
-                    ["idle", "user", "system", "iowait"][i % 4].to_string(),
-                ),
-            ]
-        })
-        .collect();
+    let series: Vec<Vec<(String, String)>> = (0..MEMORY_SERIES).map(memory_series_labels).collect();
     let first_t = now_ms() - (MEMORY_SAMPLES as i64 + 1) * SCRAPE_MS;
     // Round k: every series' k-th sample, in requests of SERIES_PER_REQUEST series.
     let mut requests = Vec::new();

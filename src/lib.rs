@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod logging;
 pub mod node;
 pub mod promql;
+pub mod remote;
 pub mod rules;
 pub mod state_log;
 pub mod telemetry;

@@ -211,6 +211,55 @@ struct RunFlags {
         action = clap::ArgAction::Set
     )]
     alertmanager_drain_notification_queue_on_shutdown: bool,
+
+    /// Maximum overall number of samples to return via the remote read interface, in a single
+    /// query. 0 means no limit. This limit is ignored for streamed response types.
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        value_name = "N",
+        default_value_t = 50_000_000
+    )]
+    storage_remote_read_sample_limit: u64,
+
+    /// Maximum number of concurrent remote read calls (the others wait). 0 means no limit.
+    #[arg(
+        long = "storage.remote.read-concurrent-limit",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    storage_remote_read_concurrent_limit: usize,
+
+    /// Maximum number of bytes in a single frame for streaming remote read response types
+    /// before marshalling. Note that clients might have a limit on frame size as well.
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        value_name = "BYTES",
+        default_value_t = 1_048_576
+    )]
+    storage_remote_read_max_bytes_in_frame: usize,
+
+    /// Maximum time a query may take before it is aborted (waiting for a slot included); a
+    /// request's `timeout` parameter can only shorten it.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_flag_duration)]
+    query_timeout: std::time::Duration,
+
+    /// Maximum number of queries evaluated at once; more wait for a slot.
+    #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    query_max_concurrency: u32,
+
+    /// Maximum number of samples a single query may load into memory. A query that would load
+    /// more fails with errorType "execution".
+    #[arg(
+        long = "query.max-samples",
+        value_name = "N",
+        default_value_t = 50_000_000
+    )]
+    query_max_samples: usize,
+
+    /// How far back an instant selector looks for a sample; a request's `lookback_delta`
+    /// overrides it.
+    #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_flag_duration)]
+    query_lookback_delta: std::time::Duration,
 }
 
 /// A Prometheus duration flag (`1h`, `10m`).
@@ -318,6 +367,28 @@ impl RunFlags {
                 .to_string(),
         );
         record(
+            "storage.remote.read-sample-limit",
+            self.storage_remote_read_sample_limit.to_string(),
+        );
+        record(
+            "storage.remote.read-concurrent-limit",
+            self.storage_remote_read_concurrent_limit.to_string(),
+        );
+        record(
+            "storage.remote.read-max-bytes-in-frame",
+            self.storage_remote_read_max_bytes_in_frame.to_string(),
+        );
+        record("query.timeout", show_duration(self.query_timeout));
+        record(
+            "query.max-concurrency",
+            self.query_max_concurrency.to_string(),
+        );
+        record("query.max-samples", self.query_max_samples.to_string());
+        record(
+            "query.lookback-delta",
+            show_duration(self.query_lookback_delta),
+        );
+        record(
             "cluster.peer-timeout",
             self.cluster_peer_timeout
                 .map(|d| humantime::format_duration(d).to_string())
@@ -352,6 +423,17 @@ impl RunFlags {
                 drain_on_shutdown: self.alertmanager_drain_notification_queue_on_shutdown,
                 ..Default::default()
             },
+            remote_read: tocsin::api::remote_read::ReadLimits {
+                sample_limit: self.storage_remote_read_sample_limit,
+                concurrent_limit: self.storage_remote_read_concurrent_limit,
+                max_bytes_in_frame: self.storage_remote_read_max_bytes_in_frame,
+            },
+            query: tocsin::promql::limits::QuerySettings::new(
+                self.query_timeout,
+                self.query_max_concurrency as usize,
+                self.query_max_samples,
+                i64::try_from(self.query_lookback_delta.as_millis()).unwrap_or(i64::MAX),
+            ),
             flags,
         }
     }

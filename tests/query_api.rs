@@ -605,3 +605,59 @@ fn the_tsdb_is_on_metrics_and_survives_a_damaged_wal_tail() {
     }
     assert!(metrics.contains("# TYPE tocsin_tsdb_blocks_loaded gauge"));
 }
+
+#[test]
+fn query_limits_come_from_the_query_flags() {
+    // --query.max-samples: a query that would hold more samples fails in execution (422).
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(&dir.path().join("data"));
+    let node = RunningNode::start(dir.path(), &["--query.max-samples", "10"]);
+    let (status, json, body) = get(
+        &node,
+        &format!(
+            "/api/v1/query?query={}&time={}",
+            encode("count_over_time(http_requests_total[10m])"),
+            seconds(T0 + 600_000)
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(json["errorType"], "execution");
+    assert_eq!(
+        json["error"],
+        "query processing would load too many samples into memory in query execution"
+    );
+    // A query within the bound still answers.
+    let (status, _, body) = get(
+        &node,
+        &format!("/api/v1/query?query=up&time={}", seconds(T0)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, flags, _) = get(&node, "/api/v1/status/flags");
+    assert_eq!(flags["data"]["query.max-samples"], "10");
+    assert_eq!(flags["data"]["query.timeout"], "2m");
+    assert_eq!(flags["data"]["query.max-concurrency"], "20");
+    assert_eq!(flags["data"]["query.lookback-delta"], "5m");
+    drop(node);
+
+    // --query.timeout: a query that cannot finish within it fails with "timeout" (503), and a
+    // longer `timeout` parameter does not extend it. The query walks 11,000 steps of an
+    // hour-long subquery, far more than a millisecond of work.
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(&dir.path().join("data"));
+    let node = RunningNode::start(dir.path(), &["--query.timeout", "1ms"]);
+    for timeout in ["", "&timeout=1h"] {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=1{timeout}",
+            encode("count_over_time(up[1h:1s])"),
+            seconds(T0),
+            seconds(T0 + 10_999_000)
+        );
+        let (status, json, body) = get(&node, &path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(json["errorType"], "timeout", "{path}");
+        assert_eq!(
+            json["error"], "query timed out in query execution",
+            "{path}"
+        );
+    }
+}

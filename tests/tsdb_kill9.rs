@@ -128,6 +128,22 @@ fn acknowledged_samples_survive_kill_9() {
         acknowledged.len()
     );
 
+    // The killed writer cut chunks into chunks_head/: what it left reads back whole up to at
+    // most a torn tail (the next open rewrites it from the WAL anyway).
+    let chunks_head = folder
+        .path()
+        .join(tocsin::tsdb::chunks_head::CHUNKS_HEAD_FOLDER);
+    let scanned = tocsin::tsdb::chunks_head::scan_folder(&chunks_head).unwrap();
+    println!(
+        "chunks_head: {} chunks, torn tail: {:?}",
+        scanned.chunks.len(),
+        scanned.torn
+    );
+    assert!(
+        std::fs::read_dir(&chunks_head).unwrap().count() > 0,
+        "the writer left no head chunk file"
+    );
+
     let tsdb = Tsdb::open(folder.path(), options()).unwrap();
     println!("replay: {:?}", tsdb.replay_report());
     println!("blocks: {}", tsdb.num_blocks());

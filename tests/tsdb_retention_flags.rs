@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{RunningNode, get};
+use common::{RunningNode, get, post};
 
 #[test]
 fn flags_are_parsed_shown_and_applied() {
@@ -81,4 +81,46 @@ fn malformed_sizes_are_refused_naming_the_flag() {
         .expect("a size without unit is refused");
     assert!(error.contains("--storage.tsdb.retention.size"), "{error}");
     assert!(error.contains("units: unknown unit  in 512"), "{error}");
+}
+
+#[test]
+fn a_reloaded_config_changes_the_retention_in_force() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let node = RunningNode::start(
+        work.path(),
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--storage.tsdb.retention.time=1d",
+        ],
+    );
+    let changes = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|line| line.contains("TSDB retention changed by the configuration"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(changes(&node.log()).is_empty());
+    std::fs::write(
+        &config,
+        "storage:\n  tsdb:\n    retention:\n      time: 3d\n      size: 1GiB\n",
+    )
+    .unwrap();
+    let (status, body) = post(&node.url("/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    let log = node.log();
+    let changed = changes(&log);
+    assert_eq!(changed.len(), 1, "{log}");
+    assert!(changed[0].contains("retention_time=Some(259200s)"), "{log}");
+    assert!(
+        changed[0].contains("retention_size_bytes=Some(1073741824)"),
+        "{log}"
+    );
+    // As in Prometheus, a config without retention keeps the one in force.
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let (status, body) = post(&node.url("/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(changes(&node.log()).len(), 1, "{}", node.log());
 }

@@ -228,6 +228,12 @@ fn integrations_of(config: &AlertmanagerConfig) -> BTreeMap<String, Vec<Integrat
                 send_resolved: email.value.send_resolved,
             });
         }
+        for (index, log) in receiver.log_configs.iter().enumerate() {
+            list.push(Integration {
+                key: key("log", index),
+                send_resolved: log.send_resolved,
+            });
+        }
         integrations.insert(name, list);
     }
     integrations

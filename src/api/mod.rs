@@ -5,9 +5,11 @@ mod admin;
 pub mod alertmanager;
 mod lifecycle;
 pub mod prometheus;
+pub mod remote_read;
 pub mod remote_write;
 mod status;
 pub mod targets;
+mod ui;
 
 use crate::node::Node;
 use axum::Router;
@@ -43,6 +45,8 @@ pub fn router(node: Arc<Node>) -> Router {
             &node.notifier,
         )))
         .merge(remote_write::routes(Arc::clone(&node.ingest)))
+        .merge(remote_read::routes(Arc::clone(&node)))
+        .merge(ui::routes())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&node),
             record_request,
@@ -53,7 +57,9 @@ pub fn router(node: Arc<Node>) -> Router {
     if prefix.is_empty() {
         routes
     } else {
-        Router::new().nest(&prefix, routes)
+        Router::new()
+            .nest(&prefix, routes)
+            .merge(ui::prefix_root(&prefix))
     }
 }
 

@@ -126,7 +126,7 @@ pub fn load_text(
         }
     }
 
-    let (alertmanager, alertmanager_text, alertmanager_dir) =
+    let (mut alertmanager, alertmanager_text, alertmanager_dir) =
         match load_alertmanager(&config, text, source_name, base_dir) {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -134,6 +134,11 @@ pub fn load_text(
                 return Err(LoadErrors(errors));
             }
         };
+    if let Some(section) = &config.log_notifications
+        && let Err(invalid) = section.value.apply(&mut alertmanager)
+    {
+        errors.push(invalid.in_file(source_name));
+    }
 
     let mut template_files = Vec::new();
     let mut templates = Templates::new();

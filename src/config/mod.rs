@@ -14,6 +14,7 @@ mod duration;
 mod error;
 pub mod http_client;
 mod load;
+pub mod log_notifications;
 pub mod prometheus;
 mod regex;
 mod secret;
@@ -31,7 +32,7 @@ pub type Spanned<T> = serde_saphyr::Spanned<T>;
 use serde::{Deserialize, Serialize};
 
 /// A Tocsin configuration file: every key of `prometheus.yml` at the top level, unchanged, plus
-/// Tocsin's own `alertmanager`, `alertmanager_config_file` and `cluster`.
+/// Tocsin's own `alertmanager`, `alertmanager_config_file`, `cluster` and `log_notifications`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -60,6 +61,9 @@ pub struct Config {
     /// The cluster flags, as a config section; flags given on the command line win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Spanned<cluster::ClusterSection>>,
+    /// Receivers whose notifications are also written to the node's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_notifications: Option<Spanned<log_notifications::LogNotifications>>,
 }
 
 impl Config {

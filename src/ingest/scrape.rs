@@ -23,7 +23,8 @@ use super::targets::{self, Populated, Target, TargetGroup};
 use crate::config::http_client::HttpClientConfig;
 use crate::config::prometheus::{NameValidation, ScrapeConfig, ScrapeProtocol};
 use crate::config::{PromDuration, Secret};
-use crate::tsdb::{AppendError, Labels, Tsdb};
+use crate::tsdb::head::RefMap;
+use crate::tsdb::{AppendError, Labels, SeriesRef, Tsdb};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -192,14 +193,46 @@ enum StopMode {
     Shutdown,
 }
 
+/// A scraped series as the loop's cache keeps it, found by its exposition text.
+#[derive(Debug, Clone)]
+struct CachedSeries {
+    /// Its final labels (after `honor_labels` and `metric_relabel_configs`).
+    labels: Arc<Labels>,
+    /// Hash of `labels`: the key of the staleness sets, computed once per series.
+    hash: u64,
+    /// Its reference in the head once a sample was appended, for appending by reference;
+    /// `None` before (or after a refusal kept the series from being created).
+    series_ref: Option<SeriesRef>,
+}
+
+impl CachedSeries {
+    fn new(labels: Arc<Labels>) -> CachedSeries {
+        let hash = std::hash::BuildHasher::hash_one(&SERIES_HASHER, &*labels);
+        CachedSeries {
+            labels,
+            hash,
+            series_ref: None,
+        }
+    }
+}
+
+/// Fixed-key SipHash for label-set hashes (the same in every loop: handed-over staleness
+/// sets stay valid).
+const SERIES_HASHER: std::hash::BuildHasherDefault<std::hash::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
+
+/// Series by label-set hash, for staleness (Prometheus's `seriesCur`/`seriesPrev`).
+type SeenSeries = RefMap<Arc<Labels>>;
+
 /// What a loop remembers between scrapes.
 #[derive(Debug, Default)]
 struct LoopCache {
-    /// Exposition text of a series (name and braces' contents) to its final labels, `None`
-    /// when relabeling dropped it.
-    series: HashMap<String, Option<Arc<Labels>>>,
+    /// Exposition text of a series (name and braces' contents) to its cached labels and
+    /// reference, `None` when relabeling dropped it. Holds exactly the series of the last
+    /// successful scrape: one a scrape does not expose is dropped.
+    series: HashMap<String, Option<CachedSeries>>,
     /// Series of the last scrape that get stale markers when they vanish.
-    seen: HashSet<Arc<Labels>>,
+    seen: SeenSeries,
     /// The timestamp of the last scrape, in milliseconds.
     last_ms: Option<i64>,
     /// The metadata of the last successful scrape.
@@ -1031,7 +1064,7 @@ fn append_scrape(
     let mut counts = Counts::default();
     let mut scrape_error = None;
     let mut appender = tsdb.appender();
-    let mut next_seen = HashSet::new();
+    let mut next_seen = SeenSeries::default();
     match fetched {
         Ok(body) => {
             let mut next_series = HashMap::new();
@@ -1079,8 +1112,8 @@ fn append_scrape(
         Err(error) => scrape_error = Some(error),
     }
     // Series of the last scrape missing from this one.
-    for series in cache.seen.iter() {
-        if !next_seen.contains(series) {
+    for (hash, series) in cache.seen.iter() {
+        if !next_seen.contains_key(hash) {
             let _ = appender.append(series, now_ms, f64::from_bits(STALE_NAN_BITS));
         }
     }
@@ -1122,8 +1155,8 @@ fn append_samples<'a>(
     appender: &mut crate::tsdb::Appender<'_>,
     now_ms: i64,
     counts: &mut Counts,
-    next_series: &mut HashMap<String, Option<Arc<Labels>>>,
-    next_seen: &mut HashSet<Arc<Labels>>,
+    next_series: &mut HashMap<String, Option<CachedSeries>>,
+    next_seen: &mut SeenSeries,
     metadata: &mut TargetMetadata,
 ) -> Result<(), String> {
     let config = &shared.config;
@@ -1164,29 +1197,28 @@ fn append_samples<'a>(
         key.push_str(sample.name.raw());
         key.push('\u{0}');
         key.push_str(sample.labels.raw());
-        let labels = match next_series.get(key.as_str()) {
-            Some(cached) => cached.clone(),
-            None => match cache.series.remove_entry(key.as_str()) {
-                Some((owned_key, cached)) => {
-                    next_series.insert(owned_key, cached.clone());
-                    cached
-                }
+        // This scrape's entry for the series: seen earlier in this scrape, carried over
+        // from the last one, or built (labels, relabeling, limits) for a new series.
+        let entry = if next_series.contains_key(key.as_str()) {
+            next_series.get_mut(key.as_str())
+        } else {
+            match cache.series.remove_entry(key.as_str()) {
+                Some((owned_key, cached)) => Some(next_series.entry(owned_key).or_insert(cached)),
                 None => {
                     if next_series.len() >= MAX_SERIES_PER_TARGET {
                         return Err(format!(
                             "more than {MAX_SERIES_PER_TARGET} series in one scrape"
                         ));
                     }
-                    let built = series_labels(shared, target, &sample)?;
-                    next_series.insert(key.clone(), built.clone());
+                    let built = series_labels(shared, target, &sample)?.map(CachedSeries::new);
                     if built.is_some() {
                         counts.series_added += 1;
                     }
-                    built
+                    Some(next_series.entry(key.clone()).or_insert(built))
                 }
-            },
+            }
         };
-        let Some(labels) = labels else {
+        let Some(Some(series)) = entry else {
             continue;
         };
         counts.added += 1;
@@ -1201,7 +1233,20 @@ fn append_samples<'a>(
         };
         // A refused sample is counted; the scrape goes on, as in Prometheus.
         let counters = &shared.counters;
-        match appender.append(&labels, timestamp, sample.value) {
+        let appended = match series.series_ref {
+            Some(series_ref) => match appender.append_ref(series_ref, timestamp, sample.value) {
+                // A head compaction dropped the series: by labels, which re-creates it.
+                Err(AppendError::UnknownSeries) => {
+                    appender.append(&series.labels, timestamp, sample.value)
+                }
+                other => other.map(|()| series_ref),
+            },
+            None => appender.append(&series.labels, timestamp, sample.value),
+        };
+        if let Ok(series_ref) = appended {
+            series.series_ref = Some(series_ref);
+        }
+        match appended {
             Ok(_) => {}
             Err(AppendError::OutOfOrder) => {
                 counters.out_of_order.fetch_add(1, Ordering::Relaxed);
@@ -1212,11 +1257,11 @@ fn append_samples<'a>(
             Err(AppendError::Duplicate) => {
                 counters.duplicate_timestamp.fetch_add(1, Ordering::Relaxed);
             }
-            Err(AppendError::EmptyLabels) => {}
+            Err(AppendError::EmptyLabels | AppendError::UnknownSeries) => {}
         }
         let explicit = sample.timestamp_ms.is_some() && config.honor_timestamps;
         if !explicit || config.track_timestamps_staleness {
-            next_seen.insert(labels);
+            next_seen.insert(series.hash, Arc::clone(&series.labels));
         }
     }
     if sample_limit_exceeded {
@@ -1363,9 +1408,10 @@ fn write_end_of_run_staleness(
 ) -> Result<(), String> {
     let mut appender = shared.tsdb.appender();
     let stale = f64::from_bits(STALE_NAN_BITS);
-    for series in cache.seen.drain() {
+    for (_, series) in cache.seen.drain() {
         let _ = appender.append(&series, stale_ms, stale);
     }
+
     for name in [
         "up",
         "scrape_duration_seconds",

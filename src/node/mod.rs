@@ -4,10 +4,12 @@
 pub mod alerting;
 pub mod cluster;
 mod cluster_metrics;
+pub mod embedded;
 pub mod ingest;
 pub mod notifier;
 mod options;
 pub mod receivers;
+pub mod remote_write;
 pub mod rules;
 mod storage;
 mod tsdb_metrics;
@@ -18,15 +20,12 @@ pub use rules::RulesFlags;
 use crate::config::{self, LoadErrors, LoadedConfig};
 use crate::telemetry::Telemetry;
 use anyhow::Context as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tocsin_mesh::ClusterSettings;
 
-/// The configuration Tocsin runs with when no `--config.file` is given.
-pub const EMBEDDED_CONFIG: &str = include_str!("../config/default.yml");
-pub const EMBEDDED_CONFIG_NAME: &str = "<embedded default>";
+pub use embedded::{EMBEDDED_CONFIG, EMBEDDED_CONFIG_NAME};
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -50,10 +49,14 @@ pub struct Node {
     tsdb: OnceLock<Arc<crate::tsdb::Tsdb>>,
     /// Set once the rule manager runs (after storage and the alerting core).
     rules: OnceLock<Arc<rules::RulesRuntime>>,
+    /// Set once the `remote_write` queues run (right after the TSDB opens).
+    remote_write: OnceLock<Arc<remote_write::RemoteWriteRuntime>>,
     /// The scrape manager, once storage is open (the API's handlers hold it from the start).
     pub ingest: Arc<ingest::IngestHandle>,
     /// The notifier that sends rules' alerts, once it runs (held by the API from the start).
     pub notifier: Arc<notifier::NotifierHandle>,
+    /// The `remote_read` endpoints queries and rules also read from.
+    pub remote_read: Arc<crate::remote::read::RemoteRead>,
 }
 
 impl Node {
@@ -79,8 +82,10 @@ impl Node {
             cluster_runtime: OnceLock::new(),
             tsdb: OnceLock::new(),
             rules: OnceLock::new(),
+            remote_write: OnceLock::new(),
             ingest: ingest::IngestHandle::new(),
             notifier: notifier::NotifierHandle::new(),
+            remote_read: crate::remote::read::RemoteRead::new(),
         }
     }
 
@@ -137,6 +142,15 @@ impl Node {
         match result {
             Ok(loaded) => {
                 let source = loaded.source_name.clone();
+                // First: it fails only when an endpoint cannot be built, and then nothing else
+                // has changed yet.
+                if let Err(message) = self.remote_read.apply_config(&loaded) {
+                    let errors =
+                        LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
+                    self.telemetry.record_reload(false, jiff::Timestamp::now());
+                    tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                    return Err(errors);
+                }
                 if let Some(alerting) = self.alerting()
                     && let Err(message) = alerting.apply_config(&loaded, self.external_url.as_str())
                 {
@@ -164,10 +178,22 @@ impl Node {
                     tracing::error!(error = %errors, "error loading rules, previous rule set restored");
                     return Err(errors);
                 }
+                if let Some(remote_write) = self.remote_write.get()
+                    && let Err(message) = remote_write.reload(Arc::new(loaded.clone()))
+                {
+                    let errors =
+                        LoadErrors(vec![config::ConfigError::whole_file(&source, message)]);
+                    self.telemetry.record_reload(false, jiff::Timestamp::now());
+                    tracing::error!(error = %errors, "configuration reload failed; keeping the running configuration");
+                    return Err(errors);
+                }
                 if let Some(ingest) = self.ingest.get()
                     && let Err(error) = ingest.apply_config(&loaded)
                 {
                     tracing::error!(%error, "some scrape jobs could not be applied");
+                }
+                if let Some(tsdb) = self.tsdb() {
+                    tsdb_metrics::apply_retention_config(tsdb, &loaded.config.storage);
                 }
                 // The write guard lives only for the swap: holding it while anything else reads
                 // the config (even the log line below) would deadlock.
@@ -196,7 +222,10 @@ impl Node {
 pub fn load_config(options: &NodeOptions) -> Result<LoadedConfig, LoadErrors> {
     match &options.config_file {
         Some(path) => config::load_file(path),
-        None => config::load_text(EMBEDDED_CONFIG, EMBEDDED_CONFIG_NAME, Path::new(".")),
+        None => embedded::load(
+            &options.web_listen_address,
+            options.web_external_url.as_deref(),
+        ),
     }
 }
 
@@ -256,6 +285,9 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let server = tokio::spawn(async move { server.await });
     let signals = tokio::spawn(handle_signals(Arc::clone(&node), shutdown_sender));
 
+    node.remote_read
+        .apply_config(&node.config())
+        .map_err(|error| anyhow::anyhow!("cannot set up remote_read: {error}"))?;
     let _storage_lock = storage::open(&node.options.storage_path)?;
     let tsdb = tsdb_metrics::open(&node.options, &node.config()).await?;
     let _ = node.tsdb.set(Arc::clone(&tsdb));
@@ -265,6 +297,18 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         Arc::clone(&tsdb),
         shutdown_receiver.clone(),
     ));
+    // Remote write tails the WAL: started before anything appends, so "from now" (a queue
+    // with no saved position) misses nothing this run ingests.
+    let remote_write_runtime = remote_write::RemoteWriteRuntime::new(
+        &node.options.storage_path,
+        &tsdb.folder().join("wal"),
+    );
+    remote_write_runtime
+        .apply_config(&node.config())
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start remote write: {error}"))?;
+    remote_write_runtime.register_metrics(&node.telemetry);
+    let _ = node.remote_write.set(Arc::clone(&remote_write_runtime));
     let ingest_runtime = ingest::start(&node.config(), Arc::clone(&tsdb), &options::host_name())
         .map_err(|error| anyhow::anyhow!(error))?;
     node.ingest.set(Arc::clone(&ingest_runtime));
@@ -310,8 +354,10 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         &node.config(),
         Arc::clone(&tsdb),
         Arc::clone(&notifier) as Arc<dyn crate::rules::AlertSink>,
+        Arc::clone(&node.remote_read),
         node.external_url.as_str(),
         node.options.rules,
+        node.options.query.engine(),
     )
     .map_err(|error| anyhow::anyhow!("cannot load rules: {error}"))?;
     let _ = node.rules.set(Arc::clone(&rules_runtime));
@@ -326,6 +372,8 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
         version = crate::build_info::VERSION,
         "Tocsin is ready"
     );
+    // The one line a newcomer looks for among the others.
+    tracing::info!("Tocsin is up: UI and API at {}", browse_url(&node, bound));
 
     let mut shutdown_started = shutdown_receiver;
     let _ = shutdown_started.wait_for(|stop| *stop).await;
@@ -342,6 +390,7 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let _ = rules_task.await;
     notifier.stop().await;
     ingest_runtime.stop().await;
+    remote_write_runtime.stop().await;
     let _ = alerting_task.await;
     let _ = compaction_task.await;
     if let Some(runtime) = node.cluster_runtime() {
@@ -349,6 +398,25 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     }
     tracing::info!("see you next time");
     Ok(())
+}
+
+/// Where a person on this machine opens the UI: the external URL when `--web.external-url`
+/// sets it, else the bound address, with an any-interface address shown as `localhost` (the
+/// default external URL names the host, which may not resolve from a browser here).
+fn browse_url(node: &Node, bound: std::net::SocketAddr) -> String {
+    if node
+        .options
+        .web_external_url
+        .as_deref()
+        .is_some_and(|flag| !flag.is_empty())
+    {
+        return node.external_url.to_string();
+    }
+    if bound.ip().is_unspecified() {
+        format!("http://localhost:{}/", bound.port())
+    } else {
+        format!("http://{bound}/")
+    }
 }
 
 /// SIGHUP reloads; SIGTERM and SIGINT start a graceful shutdown.

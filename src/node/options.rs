@@ -27,6 +27,10 @@ pub struct NodeOptions {
     pub rules: super::rules::RulesFlags,
     /// The `--alertmanager.*` flags: the notifier's queue.
     pub notifier: super::notifier::NotifierSettings,
+    /// The `--storage.remote.read-*` flags: limits of `POST /api/v1/read`.
+    pub remote_read: crate::api::remote_read::ReadLimits,
+    /// The `--query.*` flags, and the slots bounding concurrent API queries.
+    pub query: crate::promql::limits::QuerySettings,
     /// Every flag and its value as text, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
 }
@@ -46,6 +50,8 @@ impl NodeOptions {
             web_enable_admin_api: false,
             rules: super::rules::RulesFlags::default(),
             notifier: super::notifier::NotifierSettings::default(),
+            remote_read: crate::api::remote_read::ReadLimits::default(),
+            query: crate::promql::limits::QuerySettings::default(),
             flags: BTreeMap::new(),
         }
     }

@@ -1,7 +1,8 @@
-//! Builds the notifiers of the `receivers:` section: converts each `webhook_configs` and
-//! `email_configs` entry into the settings of `tocsin_receivers` (reading every `*_file`) and
-//! keeps the notifier and delivery counters of each integration under the key the pipeline and
-//! notification log use for it ([`ReceiverKey`]: receiver name, kind, index within that kind).
+//! Builds the notifiers of the `receivers:` section: converts each `webhook_configs`,
+//! `email_configs` and log integration (`log_notifications`) into the settings of `tocsin_receivers` (reading every
+//! `*_file`) and keeps the notifier and delivery counters of each integration under the key the
+//! pipeline and notification log use for it ([`ReceiverKey`]: receiver name, kind, index within
+//! that kind).
 
 use crate::alerting::nflog::ReceiverKey;
 use crate::config::Secret;
@@ -16,6 +17,7 @@ use tocsin_receivers::email::{self, Email, EmailSettings, Renderer};
 use tocsin_receivers::http_client::{
     Authorization, HttpSettings, SettingsError, TlsSettings, TlsVersion,
 };
+use tocsin_receivers::log::{LogNotifier, LogSettings};
 use tocsin_receivers::notifier::{DeliveryStats, Notifier};
 use tocsin_receivers::template::{self, Templates};
 use tocsin_receivers::webhook::{Webhook, WebhookSettings};
@@ -78,6 +80,12 @@ impl Integrations {
                 let notifier = Email::new(settings, Arc::clone(&render))
                     .map_err(|error| context(describe(error)))?;
                 by_key.insert(key("email", index), Integration::new(Arc::new(notifier)));
+            }
+            for (index, log) in receiver.log_configs.iter().enumerate() {
+                let notifier = LogNotifier::new(LogSettings {
+                    send_resolved: log.send_resolved,
+                });
+                by_key.insert(key("log", index), Integration::new(Arc::new(notifier)));
             }
         }
         Ok(Integrations { by_key })

@@ -4,8 +4,8 @@
 //! [`Manager::update`], which keeps the state of what stayed.
 
 use crate::config::LoadedConfig;
-use crate::promql::tsdb_source::TsdbSource;
 use crate::promql::{Engine, Queryable, Sample};
+use crate::remote::read::{FanoutQueryable, RemoteRead};
 use crate::rules::Group;
 use crate::rules::group::Refusal;
 use crate::rules::{
@@ -57,10 +57,11 @@ fn now_ms() -> i64 {
     WallClock.now_ns().div_euclid(1_000_000)
 }
 
-/// The TSDB as rules read and write it: one appender and commit per call.
+/// The TSDB as rules read and write it: one appender and commit per call. Reads also go to
+/// the `remote_read` endpoints, as Prometheus's rules read its fan-out storage.
 struct TsdbRuleStorage<'a> {
     tsdb: &'a Tsdb,
-    source: TsdbSource<'a>,
+    source: FanoutQueryable<'a>,
 }
 
 impl RuleStorage for TsdbRuleStorage<'_> {
@@ -98,6 +99,7 @@ pub struct RulesRuntime {
     published: RwLock<Arc<Vec<Arc<Group>>>>,
     settings: Mutex<Settings>,
     tsdb: Arc<Tsdb>,
+    remote_read: Arc<RemoteRead>,
     engine: Engine,
     sink: Arc<dyn AlertSink>,
     external_url: String,
@@ -147,8 +149,10 @@ impl RulesRuntime {
         loaded: &LoadedConfig,
         tsdb: Arc<Tsdb>,
         sink: Arc<dyn AlertSink>,
+        remote_read: Arc<RemoteRead>,
         external_url: &str,
         flags: RulesFlags,
+        engine: Engine,
     ) -> Result<Arc<RulesRuntime>, String> {
         let settings = settings(loaded, &flags);
         let mut manager = Manager::new();
@@ -159,7 +163,8 @@ impl RulesRuntime {
             published: RwLock::new(Arc::new(published)),
             settings: Mutex::new(settings),
             tsdb,
-            engine: Engine::default(),
+            remote_read,
+            engine,
             sink,
             external_url: external_url.trim_end_matches('/').to_string(),
             flags,
@@ -226,10 +231,13 @@ impl RulesRuntime {
         };
         let mut storage = TsdbRuleStorage {
             tsdb: &self.tsdb,
-            source: TsdbSource::new(&self.tsdb),
+            source: self.remote_read.queryable(&self.tsdb),
         };
         let mut manager = lock(&self.manager);
         let alerts = manager.run_due(&ctx, &mut storage, now_ms(), &settings.options);
+        for warning in storage.source.take_warnings() {
+            tracing::debug!(%warning, "rule evaluation read with a warning");
+        }
         self.publish(&manager, false);
         alerts
     }

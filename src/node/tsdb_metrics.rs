@@ -49,6 +49,30 @@ pub fn tsdb_options(options: &NodeOptions, storage: &StorageConfig) -> TsdbOptio
     }
 }
 
+/// Applies a reloaded configuration's `storage.tsdb.retention` to the open TSDB, as
+/// Prometheus's reloader does: a time or size given (non-zero) replaces the one in force; an
+/// absent one keeps it.
+pub fn apply_retention_config(tsdb: &Tsdb, storage: &StorageConfig) {
+    let Some(retention) = &storage.tsdb.retention else {
+        return;
+    };
+    let time_ms = retention
+        .time
+        .filter(|t| !t.is_zero())
+        .map(|time| i64::try_from(time.as_millis()).unwrap_or(i64::MAX));
+    let bytes = retention.size.filter(|s| s.0 > 0).map(|size| size.0);
+    let before = tsdb.retention();
+    tsdb.set_retention(time_ms, bytes);
+    let after = tsdb.retention();
+    if after != before {
+        tracing::info!(
+            retention_time = ?after.time_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            retention_size_bytes = ?after.bytes,
+            "TSDB retention changed by the configuration"
+        );
+    }
+}
+
 /// Opens the TSDB under `<storage.path>/tsdb/`, off the async workers (the replay reads the
 /// whole WAL), and logs what the replay found.
 pub async fn open(node_options: &NodeOptions, config: &LoadedConfig) -> anyhow::Result<Arc<Tsdb>> {
@@ -205,6 +229,11 @@ impl prometheus_client::collector::Collector for TsdbMetrics {
                 "tocsin_tsdb_wal_bytes",
                 "Bytes of the WAL folder (segments and checkpoint)",
                 stats.wal_bytes as f64,
+            ),
+            gauge(
+                "tocsin_tsdb_chunks_head_bytes",
+                "Bytes of the head chunk files (chunks_head/)",
+                stats.chunks_head_bytes as f64,
             ),
             counter(
                 "tocsin_tsdb_wal_fsyncs",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
 use super::annotations;
-use super::engine::{Evaluator, QueryError, Val, exec_err};
+use super::engine::{Evaluator, GroupMemo, QueryError, Val, exec_err};
 use super::functions::math::{kahan_sum_inc, quantile};
 use super::value::{Labels, METRIC_NAME, Sample};
 
@@ -67,27 +67,45 @@ fn write_group_key(labels: &Labels, modifier: &Option<LabelModifier>, key: &mut 
     }
 }
 
-/// Splits `vector` into groups, keeping first-appearance order.
-fn group(vector: &[Sample], modifier: &Option<LabelModifier>) -> Vec<Group> {
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+/// Splits `vector` into groups, keeping first-appearance order. A sample's group is found in
+/// `memo` by its label set's identity, so the group key is built once per series and query
+/// rather than once per series and step.
+fn group(vector: &[Sample], modifier: &Option<LabelModifier>, memo: &mut GroupMemo) -> Vec<Group> {
+    let mut position_of_group: Vec<u32> = vec![u32::MAX; memo.labels.len()];
     let mut groups: Vec<Group> = Vec::new();
     let mut key = Vec::new();
     for (i, s) in vector.iter().enumerate() {
-        write_group_key(&s.labels, modifier, &mut key);
-        let gi = match index.get(key.as_slice()) {
-            Some(&gi) => gi,
-            None => {
-                groups.push(Group {
-                    labels: group_labels(&s.labels, modifier),
-                    members: Vec::new(),
-                    drop_name: false,
-                });
-                index.insert(key.clone(), groups.len() - 1);
-                groups.len() - 1
+        let GroupMemo {
+            group_of,
+            by_key,
+            labels,
+        } = &mut *memo;
+        let id = group_of.get_or(&s.labels, |sample_labels| {
+            write_group_key(sample_labels, modifier, &mut key);
+            match by_key.get(key.as_slice()) {
+                Some(&id) => id,
+                None => {
+                    let id = u32::try_from(labels.len()).unwrap_or(u32::MAX);
+                    labels.push(group_labels(sample_labels, modifier));
+                    by_key.insert(key.clone(), id);
+                    id
+                }
             }
-        };
-        groups[gi].members.push(i);
-        groups[gi].drop_name |= s.drop_name;
+        }) as usize;
+        if position_of_group.len() <= id {
+            position_of_group.resize(memo.labels.len().max(id + 1), u32::MAX);
+        }
+        if position_of_group[id] == u32::MAX {
+            position_of_group[id] = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+            groups.push(Group {
+                labels: memo.labels[id].clone(),
+                members: Vec::new(),
+                drop_name: false,
+            });
+        }
+        let g = &mut groups[position_of_group[id] as usize];
+        g.members.push(i);
+        g.drop_name |= s.drop_name;
     }
     groups
 }
@@ -96,11 +114,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> Resul
     let op = agg.op.to_string().to_lowercase();
     let param = agg.param.as_deref();
     let vector = ev.eval_vector(&agg.expr, t)?;
+    let node = agg as *const AggregateExpr as usize;
     let out = match op.as_str() {
         "topk" | "bottomk" | "limitk" => {
             let k = ev.eval_scalar(param_expr(param)?, t)?;
             let k = int_param(k)?;
-            select_k(&op, k, vector, &agg.modifier)
+            let memo = ev.group_memos.entry(node).or_default();
+            select_k(&op, k, vector, &agg.modifier, memo)
         }
         "limit_ratio" => {
             let r = ev.eval_scalar(param_expr(param)?, t)?;
@@ -166,7 +186,8 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> Resul
                 _ => 0.0,
             };
             let mut out = Vec::new();
-            for g in group(&vector, &agg.modifier) {
+            let memo = ev.group_memos.entry(node).or_default();
+            for g in group(&vector, &agg.modifier, memo) {
                 let values: Vec<f64> = g.members.iter().map(|&i| vector[i].v).collect();
                 let v = match op.as_str() {
                     "sum" => sum(&values),
@@ -260,24 +281,33 @@ fn select_k(
     k: i64,
     vector: Vec<Sample>,
     modifier: &Option<LabelModifier>,
+    memo: &mut GroupMemo,
 ) -> Vec<Sample> {
     if k < 1 {
         return Vec::new();
     }
     let k = usize::try_from(k).unwrap_or(usize::MAX);
-    let groups = group(&vector, modifier);
+    let groups = group(&vector, modifier, memo);
     let mut slots: Vec<Option<Sample>> = vector.into_iter().map(Some).collect();
     let mut out = Vec::new();
     for g in groups {
         let mut members = g.members;
-        match op {
-            "topk" => {
-                members.sort_by(|&a, &b| cmp_desc_nan_last(slot_v(&slots, a), slot_v(&slots, b)))
+        // The k first by value, ties in input order (what a stable sort of all members would
+        // give), found by a selection in linear time before sorting only those k.
+        let by_value: Option<fn(f64, f64) -> std::cmp::Ordering> = match op {
+            "topk" => Some(cmp_desc_nan_last),
+            "bottomk" => Some(cmp_asc_nan_last),
+            _ => None,
+        };
+        if let Some(by_value) = by_value {
+            let order = |a: &usize, b: &usize| {
+                by_value(slot_v(&slots, *a), slot_v(&slots, *b)).then(a.cmp(b))
+            };
+            if members.len() > k {
+                members.select_nth_unstable_by(k - 1, order);
+                members.truncate(k);
             }
-            "bottomk" => {
-                members.sort_by(|&a, &b| cmp_asc_nan_last(slot_v(&slots, a), slot_v(&slots, b)))
-            }
-            _ => {}
+            members.sort_by(order);
         }
         for i in members.into_iter().take(k) {
             if let Some(s) = slots[i].take() {

@@ -10,7 +10,43 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::engine::{Evaluator, QueryError, Val, exec_err, val_type};
+use super::memo::{AddressHasher, AddressMap, LabelsIndex, LabelsMemo};
 use super::value::{Labels, METRIC_NAME, Sample};
+
+/// What a vector-vector operation remembers across the steps of one query: match signatures
+/// as dense ids and result label sets, found by the label sets' identity (see `memo.rs`), so a
+/// step neither builds signature keys nor copies label sets.
+#[derive(Default)]
+pub(crate) struct BinaryMemo {
+    signature_of: LabelsMemo<u32>,
+    by_signature: HashMap<Vec<u8>, u32>,
+    /// Result labels by the addresses of the (many side, one side) label sets; both inputs are
+    /// kept so the addresses stay theirs.
+    result_labels: HashMap<
+        (usize, usize),
+        (Labels, Labels, Labels),
+        std::hash::BuildHasherDefault<AddressHasher>,
+    >,
+    result_ids: LabelsIndex,
+}
+
+/// Bound on remembered result label sets, as in `memo.rs`.
+const MAX_RESULT_LABELS: usize = 1 << 20;
+
+impl BinaryMemo {
+    fn signature(&mut self, m: &Matching<'_>, labels: &Labels) -> u32 {
+        let BinaryMemo {
+            signature_of,
+            by_signature,
+            ..
+        } = self;
+        signature_of.get_or(labels, |labels| {
+            let key = m.signature(labels);
+            let next = u32::try_from(by_signature.len()).unwrap_or(u32::MAX);
+            *by_signature.entry(key).or_insert(next)
+        })
+    }
+}
 
 fn is_comparison(op: TokenId) -> bool {
     matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
@@ -77,6 +113,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Val
     }
     let lhs = ev.eval(&b.lhs, t)?;
     let rhs = ev.eval(&b.rhs, t)?;
+    let node = b as *const BinaryExpr as usize;
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => {
             let (v, keep) = apply(op, l, r);
@@ -109,11 +146,12 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, b: &BinaryExpr, t: i64) -> Result<Val
                 .map(|m| &m.card)
                 .unwrap_or(&default_card);
             let matching = Matching { on, labels, card };
+            let memo = ev.binary_memos.entry(node).or_default();
             match op {
-                T_LAND => Ok(Val::Vector(and(&matching, l, r))),
-                T_LOR => Ok(Val::Vector(or(&matching, l, r))),
-                T_LUNLESS => Ok(Val::Vector(unless(&matching, l, r))),
-                _ => vector_vector(op, &matching, l, r, return_bool, t).map(Val::Vector),
+                T_LAND => Ok(Val::Vector(and(&matching, memo, l, r))),
+                T_LOR => Ok(Val::Vector(or(&matching, memo, l, r))),
+                T_LUNLESS => Ok(Val::Vector(unless(&matching, memo, l, r))),
+                _ => vector_vector(op, &matching, memo, l, r, return_bool, t).map(Val::Vector),
             }
         }
         (l, r) => Err(exec_err(format!(
@@ -159,33 +197,41 @@ fn vector_scalar(
     out
 }
 
-fn and(m: &Matching<'_>, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {
-    let right: HashSet<Vec<u8>> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+type SignatureSet = HashSet<u32, std::hash::BuildHasherDefault<AddressHasher>>;
+
+fn and(m: &Matching<'_>, memo: &mut BinaryMemo, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {
+    let right: SignatureSet = rhs.iter().map(|s| memo.signature(m, &s.labels)).collect();
     lhs.into_iter()
-        .filter(|s| right.contains(&m.signature(&s.labels)))
+        .filter(|s| right.contains(&memo.signature(m, &s.labels)))
         .collect()
 }
 
-fn or(m: &Matching<'_>, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {
-    let left: HashSet<Vec<u8>> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
+fn or(m: &Matching<'_>, memo: &mut BinaryMemo, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {
+    let left: SignatureSet = lhs.iter().map(|s| memo.signature(m, &s.labels)).collect();
     let mut out = lhs;
     out.extend(
         rhs.into_iter()
-            .filter(|s| !left.contains(&m.signature(&s.labels))),
+            .filter(|s| !left.contains(&memo.signature(m, &s.labels))),
     );
     out
 }
 
-fn unless(m: &Matching<'_>, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Vec<Sample> {
-    let right: HashSet<Vec<u8>> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
+fn unless(
+    m: &Matching<'_>,
+    memo: &mut BinaryMemo,
+    lhs: Vec<Sample>,
+    rhs: Vec<Sample>,
+) -> Vec<Sample> {
+    let right: SignatureSet = rhs.iter().map(|s| memo.signature(m, &s.labels)).collect();
     lhs.into_iter()
-        .filter(|s| !right.contains(&m.signature(&s.labels)))
+        .filter(|s| !right.contains(&memo.signature(m, &s.labels)))
         .collect()
 }
 
 fn vector_vector(
     op: TokenId,
     m: &Matching<'_>,
+    memo: &mut BinaryMemo,
     lhs: Vec<Sample>,
     rhs: Vec<Sample>,
     return_bool: bool,
@@ -203,9 +249,10 @@ fn vector_vector(
     );
     // The "one" side is on the right after swapping.
     let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<Vec<u8>, usize> = HashMap::with_capacity(one.len());
+    let mut one_by_sig: AddressMap<usize> = AddressMap::default();
+    one_by_sig.reserve(one.len());
     for (i, s) in one.iter().enumerate() {
-        let sig = m.signature(&s.labels);
+        let sig = memo.signature(m, &s.labels) as usize;
         if let Some(prev) = one_by_sig.insert(sig, i) {
             let side = if swapped { "left" } else { "right" };
             return Err(exec_err(format!(
@@ -217,16 +264,17 @@ fn vector_vector(
         }
     }
     let mut out = Vec::new();
-    let mut inserted_sigs: HashSet<Vec<u8>> = HashSet::new();
-    let mut inserted_metrics: HashSet<Vec<u8>> = HashSet::new();
+    let mut inserted_sigs: SignatureSet = SignatureSet::default();
+    let mut inserted_metrics: HashSet<(u32, bool), std::hash::BuildHasherDefault<AddressHasher>> =
+        HashSet::default();
     for ls in many {
-        let sig = m.signature(&ls.labels);
+        let sig = memo.signature(m, &ls.labels) as usize;
         let Some(&ri) = one_by_sig.get(&sig) else {
             continue;
         };
         let rs = &one[ri];
         let (lv, rv) = if swapped { (rs.v, ls.v) } else { (ls.v, rs.v) };
-        if one_to_one && !inserted_sigs.insert(sig.clone()) {
+        if one_to_one && !inserted_sigs.insert(sig as u32) {
             return Err(exec_err(
                 "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
             ));
@@ -239,24 +287,12 @@ fn vector_vector(
         if !keep {
             continue;
         }
-        let mut labels = ls.labels.clone();
-        if one_to_one {
-            labels = if m.on {
-                labels.keep_only(&m.labels)
-            } else {
-                labels.drop_names(&m.labels)
-            };
-        }
-        for name in &include {
-            let value = rs.labels.get(name).to_string();
-            labels.set(name, &value);
-        }
+        let labels = result_labels(m, memo, &include, one_to_one, &ls.labels, &rs.labels);
         let drop_name =
             !comparison || return_bool || (if swapped { rs.drop_name } else { ls.drop_name });
         if !one_to_one {
-            let mut key = labels.key();
-            key.push(u8::from(drop_name));
-            if !inserted_metrics.insert(key) {
+            let id = memo.result_ids.id(&labels);
+            if !inserted_metrics.insert((id, drop_name)) {
                 return Err(exec_err(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
@@ -270,6 +306,41 @@ fn vector_vector(
         });
     }
     Ok(out)
+}
+
+/// The labels of a matched pair's result: the many side's, reduced to the matching labels for
+/// one-to-one matching, plus the `group_left`/`group_right` labels from the one side. Built once
+/// per pair of label sets in a query.
+fn result_labels(
+    m: &Matching<'_>,
+    memo: &mut BinaryMemo,
+    include: &[String],
+    one_to_one: bool,
+    many: &Labels,
+    one: &Labels,
+) -> Labels {
+    let key = (many.address(), one.address());
+    if let Some((_, _, labels)) = memo.result_labels.get(&key) {
+        return labels.clone();
+    }
+    let mut labels = many.clone();
+    if one_to_one {
+        labels = if m.on {
+            labels.keep_only(&m.labels)
+        } else {
+            labels.drop_names(&m.labels)
+        };
+    }
+    for name in include {
+        let value = one.get(name).to_string();
+        labels.set(name, &value);
+    }
+    if memo.result_labels.len() >= MAX_RESULT_LABELS {
+        memo.result_labels.clear();
+    }
+    memo.result_labels
+        .insert(key, (many.clone(), one.clone(), labels.clone()));
+    labels
 }
 
 fn match_group(m: &Matching<'_>, labels: &Labels) -> Labels {

@@ -17,6 +17,7 @@ use promql_parser::parser::{
 
 use super::annotations::Annotations;
 use super::limits::{self, Budget, Limits};
+use super::memo::{LabelsIndex, LabelsMemo};
 use super::storage::{MatchKind, Matcher, Queryable, SeriesData, StorageError};
 use super::value::{Labels, METRIC_NAME, Point, Sample, Series, Value, is_stale_nan};
 use super::{aggregate, binary, functions};
@@ -37,6 +38,11 @@ pub enum QueryError {
     /// The caller gave up on the answer (Prometheus's `canceled`).
     #[error("query was canceled in query execution")]
     Canceled,
+    /// The deadline passed while the query waited for a slot (`--query.max-concurrency`).
+    #[error("query timed out in query queue")]
+    QueueTimeout,
+    #[error("query was canceled in query queue")]
+    QueueCanceled,
     #[error("{0}")]
     Storage(#[from] StorageError),
 }
@@ -49,8 +55,8 @@ impl QueryError {
             QueryError::Execution(_) | QueryError::TooManySamples | QueryError::Storage(_) => {
                 "execution"
             }
-            QueryError::Timeout => "timeout",
-            QueryError::Canceled => "canceled",
+            QueryError::Timeout | QueryError::QueueTimeout => "timeout",
+            QueryError::Canceled | QueryError::QueueCanceled => "canceled",
         }
     }
 }
@@ -115,7 +121,16 @@ impl Engine {
             self.no_step_subquery_interval_ms,
             false,
         );
-        ev.prepare(expr, t_ms, t_ms)?;
+        ev.prepare(
+            expr,
+            t_ms,
+            t_ms,
+            Grid {
+                first: t_ms,
+                step: 1,
+                last: t_ms,
+            },
+        )?;
         let value = match ev.eval(expr, t_ms)? {
             Val::Scalar(v) => Value::Scalar { t: t_ms, v },
             Val::Str(s) => Value::String { t: t_ms, v: s },
@@ -167,10 +182,22 @@ impl Engine {
             }
         }
         let mut ev = Evaluator::new(self, storage, start_ms, end_ms, step_ms, true);
-        ev.prepare(expr, start_ms, end_ms)?;
+        ev.prepare(
+            expr,
+            start_ms,
+            end_ms,
+            Grid {
+                first: start_ms,
+                step: step_ms,
+                last: end_ms,
+            },
+        )?;
         // Series are keyed by their labels after delayed name removal, so two series that only
-        // differed by a dropped name merge when they do not overlap in time.
-        let mut series: HashMap<Labels, Series> = HashMap::new();
+        // differed by a dropped name merge when they do not overlap in time. Label sets get
+        // dense ids (by identity first, see `memo.rs`) so a step does not hash them again.
+        let mut index = LabelsIndex::default();
+        let mut position_of_id: Vec<u32> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         let mut total_points = 0usize;
         let mut t = start_ms;
         while t <= end_ms {
@@ -185,16 +212,24 @@ impl Engine {
                 Val::Vector(vector) => vector,
                 _ => return Err(exec_err("range query evaluated to a non-vector value")),
             };
-            for mut s in vector {
-                if s.drop_name {
-                    s.labels.remove(METRIC_NAME);
+            for s in vector {
+                let id = if s.drop_name {
+                    index.id_without_name(&s.labels)
+                } else {
+                    index.id(&s.labels)
+                } as usize;
+                if position_of_id.len() <= id {
+                    position_of_id.resize(index.len().max(id + 1), u32::MAX);
                 }
-                // Cloning labels is a reference-count bump; hashing them needs no key buffer.
-                let entry = series.entry(s.labels.clone()).or_insert_with(|| Series {
-                    labels: s.labels,
-                    points: Vec::new(),
-                    drop_name: false,
-                });
+                if position_of_id[id] == u32::MAX {
+                    position_of_id[id] = u32::try_from(series.len()).unwrap_or(u32::MAX);
+                    series.push(Series {
+                        labels: index.labels(id as u32).clone(),
+                        points: Vec::new(),
+                        drop_name: false,
+                    });
+                }
+                let entry = &mut series[position_of_id[id] as usize];
                 if entry.points.last().is_some_and(|p| p.0 == t) {
                     return Err(exec_err(DUPLICATE_LABELSET));
                 }
@@ -207,7 +242,7 @@ impl Engine {
                 None => break,
             };
         }
-        let matrix = cleanup_matrix(series.into_values().collect())?;
+        let matrix = cleanup_matrix(series)?;
         Ok(QueryResult {
             value: Value::Matrix(matrix),
             annotations: ev.annotations,
@@ -276,6 +311,64 @@ impl RangeWindow {
     }
 }
 
+/// The evaluation times of an expression node: `first`, `first + step`, … up to `last`. A
+/// range query evaluates its expression on such a grid, and a subquery its inner expression on
+/// one aligned to its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grid {
+    pub first: i64,
+    pub step: i64,
+    pub last: i64,
+}
+
+impl Grid {
+    /// How many times the grid holds.
+    pub fn len(&self) -> usize {
+        if self.last < self.first || self.step <= 0 {
+            return 0;
+        }
+        usize::try_from((self.last - self.first) / self.step)
+            .map_or(usize::MAX, |n| n.saturating_add(1))
+    }
+
+    /// The position of `t` on the grid, if it is one of its times.
+    pub fn position(&self, t: i64) -> Option<usize> {
+        if t < self.first || t > self.last || self.step <= 0 {
+            return None;
+        }
+        let since = t - self.first;
+        (since % self.step == 0).then(|| usize::try_from(since / self.step).ok())?
+    }
+
+    /// The grid's `k`-th time.
+    pub fn time(&self, k: usize) -> i64 {
+        self.first
+            .saturating_add((k as i64).saturating_mul(self.step))
+    }
+}
+
+/// A range function's results over a matrix selector at every time of the selector's grid,
+/// computed in one pass over each series' samples (see `functions/range.rs`).
+pub(crate) struct RangeColumns {
+    pub function: String,
+    pub grid: Grid,
+    /// Per grid time: (series index, value) for the series with a result, in series order.
+    pub steps: Vec<Vec<(u32, f64)>>,
+    /// Per grid time: the samples in the windows, as the per-step path counts them.
+    pub window_points: Vec<usize>,
+    /// Metric names that do not look like counters, with the grid times where one of their
+    /// series had samples (for the `rate`/`increase` info annotation).
+    pub non_counters: Vec<(String, Vec<bool>)>,
+}
+
+/// Groups of an aggregation: ids by group key, found by label-set identity per sample.
+#[derive(Default)]
+pub(crate) struct GroupMemo {
+    pub group_of: LabelsMemo<u32>,
+    pub by_key: HashMap<Vec<u8>, u32>,
+    pub labels: Vec<Labels>,
+}
+
 pub(crate) fn duration_ms(d: &Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -341,8 +434,12 @@ fn index_after(samples: &[Point], hint: usize, t: i64) -> usize {
     i
 }
 
-/// A subquery's inner step: its time and the vector it evaluated to.
-type InnerStep = (i64, Rc<Vec<Sample>>);
+/// A subquery's inner step: its time, the vector it evaluated to, and each sample's slot (see
+/// `fill_subquery_window`), found once when the step is evaluated.
+type InnerStep = (i64, Rc<Vec<Sample>>, Rc<Vec<u32>>);
+
+/// Bound on the points reserved up front for one series of a subquery window.
+const MAX_POINTS_PER_WINDOW_HINT: usize = 4096;
 
 /// State of one query's evaluation.
 pub(crate) struct Evaluator<'a> {
@@ -362,11 +459,22 @@ pub(crate) struct Evaluator<'a> {
     cursors: HashMap<usize, Vec<(usize, usize)>>,
     /// Per subquery node, its inner steps already evaluated, by ascending time.
     subquery_steps: HashMap<usize, VecDeque<InnerStep>>,
+    /// Per subquery node, ids of the inner series and their slot in the current window's
+    /// matrix, kept across windows.
+    subquery_series: HashMap<usize, (LabelsIndex, Vec<u32>)>,
+    /// Per matrix selector node, the grid of times it is evaluated at.
+    grids: HashMap<usize, Grid>,
+    /// Per matrix selector node, its range function precomputed over its grid.
+    pub range_columns: HashMap<usize, Rc<RangeColumns>>,
+    /// Per aggregation node, its groups.
+    pub group_memos: HashMap<usize, GroupMemo>,
+    /// Per binary operation node, its match signatures and result labels.
+    pub binary_memos: HashMap<usize, binary::BinaryMemo>,
     pub annotations: Annotations,
     pub budget: Budget,
 }
 
-fn node_key(vs: &VectorSelector) -> usize {
+pub(crate) fn node_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
@@ -388,6 +496,11 @@ impl<'a> Evaluator<'a> {
             range_query,
             selected: HashMap::new(),
             subquery_steps: HashMap::new(),
+            subquery_series: HashMap::new(),
+            grids: HashMap::new(),
+            range_columns: HashMap::new(),
+            group_memos: HashMap::new(),
+            binary_memos: HashMap::new(),
             cursors: HashMap::new(),
             annotations: Annotations::default(),
             budget: Budget::new(&engine.limits),
@@ -404,7 +517,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The time a selector or subquery with `at` and `offset` looks at, when evaluated at `t`.
-    fn effective_time(&self, t: i64, at: &Option<AtModifier>, offset: &Option<Offset>) -> i64 {
+    pub(crate) fn effective_time(
+        &self,
+        t: i64,
+        at: &Option<AtModifier>,
+        offset: &Option<Offset>,
+    ) -> i64 {
         self.at_time(at)
             .unwrap_or(t)
             .saturating_sub(offset_ms(offset))
@@ -417,39 +535,71 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Fetches every selector's series for the time span `[s, e]` of evaluation times.
-    pub(crate) fn prepare(&mut self, expr: &Expr, s: i64, e: i64) -> Result<(), QueryError> {
+    /// Fetches every selector's series for the time span `[s, e]` of evaluation times, and
+    /// notes each matrix selector's grid of evaluation times.
+    pub(crate) fn prepare(
+        &mut self,
+        expr: &Expr,
+        s: i64,
+        e: i64,
+        grid: Grid,
+    ) -> Result<(), QueryError> {
         match expr {
             Expr::VectorSelector(vs) => self.select(vs, s, e, self.lookback),
-            Expr::MatrixSelector(ms) => self.select(&ms.vs, s, e, duration_ms(&ms.range)),
+            Expr::MatrixSelector(ms) => {
+                self.grids.insert(node_key(&ms.vs), grid);
+                self.select(&ms.vs, s, e, duration_ms(&ms.range))
+            }
             Expr::Subquery(sq) => {
-                let (s, e) = match self.at_time(&sq.at) {
-                    Some(at) => (at, at),
-                    None => (s, e),
+                let (s, e, grid) = match self.at_time(&sq.at) {
+                    Some(at) => (
+                        at,
+                        at,
+                        Grid {
+                            first: at,
+                            step: 1,
+                            last: at,
+                        },
+                    ),
+                    None => (s, e, grid),
                 };
                 let off = offset_ms(&sq.offset);
                 let range = duration_ms(&sq.range);
-                self.prepare(
-                    &sq.expr,
-                    s.saturating_sub(off).saturating_sub(range),
-                    e.saturating_sub(off),
-                )
+                let step = self.subquery_step(sq).max(1);
+                let inner_s = s.saturating_sub(off).saturating_sub(range);
+                let inner_e = e.saturating_sub(off);
+                // Inner steps are absolute multiples of the step after a window's open start
+                // (as `eval_subquery` walks them); when the outer times are not a grid the
+                // inner grid is empty, and nothing is precomputed below it.
+                let inner_grid = if grid.len() > 0 {
+                    Grid {
+                        first: inner_s
+                            .div_euclid(step)
+                            .saturating_add(1)
+                            .saturating_mul(step),
+                        step,
+                        last: inner_e,
+                    }
+                } else {
+                    grid
+                };
+                self.prepare(&sq.expr, inner_s, inner_e, inner_grid)
             }
             Expr::Aggregate(a) => {
                 if let Some(p) = &a.param {
-                    self.prepare(p, s, e)?;
+                    self.prepare(p, s, e, grid)?;
                 }
-                self.prepare(&a.expr, s, e)
+                self.prepare(&a.expr, s, e, grid)
             }
-            Expr::Unary(u) => self.prepare(&u.expr, s, e),
+            Expr::Unary(u) => self.prepare(&u.expr, s, e, grid),
             Expr::Binary(b) => {
-                self.prepare(&b.lhs, s, e)?;
-                self.prepare(&b.rhs, s, e)
+                self.prepare(&b.lhs, s, e, grid)?;
+                self.prepare(&b.rhs, s, e, grid)
             }
-            Expr::Paren(p) => self.prepare(&p.expr, s, e),
+            Expr::Paren(p) => self.prepare(&p.expr, s, e, grid),
             Expr::Call(c) => {
                 for a in &c.args.args {
-                    self.prepare(a, s, e)?;
+                    self.prepare(a, s, e, grid)?;
                 }
                 Ok(())
             }
@@ -484,7 +634,12 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    fn series_for(&self, vs: &VectorSelector) -> Result<&[SeriesData], QueryError> {
+    /// The grid of times a matrix selector is evaluated at.
+    pub(crate) fn grid_of(&self, vs: &VectorSelector) -> Option<Grid> {
+        self.grids.get(&node_key(vs)).copied()
+    }
+
+    pub(crate) fn series_for(&self, vs: &VectorSelector) -> Result<&[SeriesData], QueryError> {
         self.selected
             .get(&node_key(vs))
             .map(|v| v.as_slice())
@@ -709,52 +864,107 @@ impl<'a> Evaluator<'a> {
         // share all but a few of them: each is evaluated once and kept while later windows can
         // still use it (evaluation times only increase within one enclosing evaluation).
         if let Some(cached) = self.subquery_steps.get_mut(&node) {
-            while cached.front().is_some_and(|(at, _)| *at <= window.start()) {
+            while cached
+                .front()
+                .is_some_and(|(at, _, _)| *at <= window.start())
+            {
                 cached.pop_front();
             }
         }
-        let mut series: HashMap<(Labels, bool), usize> = HashMap::new();
+        // Inner series get ids kept across windows (found by label-set identity), and a slot per
+        // id in this window's matrix; the slots are cleared again before returning.
+        let (mut index, mut slot_of) = self.subquery_series.remove(&node).unwrap_or_default();
         let mut out: Vec<Series> = Vec::new();
+        let mut out_slots: Vec<usize> = Vec::new();
+        let result = self.fill_subquery_window(
+            sq,
+            node,
+            &mut ts,
+            end,
+            step,
+            &mut index,
+            &mut slot_of,
+            &mut out,
+            &mut out_slots,
+        );
+        for slot in out_slots {
+            slot_of[slot] = u32::MAX;
+        }
+        self.subquery_series.insert(node, (index, slot_of));
+        result?;
+        Ok((out, window))
+    }
+
+    /// Appends the inner steps `ts..=end` of a subquery window to `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_subquery_window(
+        &mut self,
+        sq: &SubqueryExpr,
+        node: usize,
+        ts: &mut i64,
+        end: i64,
+        step: i64,
+        index: &mut LabelsIndex,
+        slot_of: &mut Vec<u32>,
+        out: &mut Vec<Series>,
+        out_slots: &mut Vec<usize>,
+    ) -> Result<(), QueryError> {
         let mut total = 0usize;
-        while ts <= end {
+        while *ts <= end {
+            let ts_now = *ts;
             let cached = self.subquery_steps.get(&node).and_then(|cached| {
                 cached
-                    .binary_search_by_key(&ts, |(at, _)| *at)
+                    .binary_search_by_key(&ts_now, |(at, _, _)| *at)
                     .ok()
-                    .map(|i| Rc::clone(&cached[i].1))
+                    .map(|i| (Rc::clone(&cached[i].1), Rc::clone(&cached[i].2)))
             });
-            let vector = match cached {
-                Some(vector) => vector,
+            let (vector, slots) = match cached {
+                Some(cached) => cached,
                 None => {
-                    let vector = Rc::new(self.eval_subquery_step(sq, ts)?);
+                    let vector = self.eval_subquery_step(sq, ts_now)?;
+                    // A series whose name is still to be dropped is distinct from one without.
+                    let slots: Vec<u32> = vector
+                        .iter()
+                        .map(|s| index.id(&s.labels).saturating_mul(2) + u32::from(s.drop_name))
+                        .collect();
+                    let (vector, slots) = (Rc::new(vector), Rc::new(slots));
                     let cached = self.subquery_steps.entry(node).or_default();
-                    if cached.back().is_none_or(|(at, _)| *at < ts) {
-                        cached.push_back((ts, Rc::clone(&vector)));
+                    if cached.back().is_none_or(|(at, _, _)| *at < ts_now) {
+                        cached.push_back((ts_now, Rc::clone(&vector), Rc::clone(&slots)));
                     }
-                    vector
+                    (vector, slots)
                 }
             };
-            for s in vector.iter() {
-                let key = (s.labels.clone(), s.drop_name);
-                let idx = *series.entry(key).or_insert_with(|| {
+            // Points per series in this window, so a series' points are allocated once.
+            let window_steps = usize::try_from((end - ts_now) / step)
+                .unwrap_or(0)
+                .saturating_add(1)
+                .min(MAX_POINTS_PER_WINDOW_HINT);
+            for (s, &slot) in vector.iter().zip(slots.iter()) {
+                let slot = slot as usize;
+                if slot_of.len() <= slot {
+                    slot_of.resize((index.len() * 2).max(slot + 1), u32::MAX);
+                }
+                if slot_of[slot] == u32::MAX {
+                    slot_of[slot] = u32::try_from(out.len()).unwrap_or(u32::MAX);
+                    out_slots.push(slot);
                     out.push(Series {
                         labels: s.labels.clone(),
-                        points: Vec::new(),
+                        points: Vec::with_capacity(window_steps),
                         drop_name: s.drop_name,
                     });
-                    out.len() - 1
-                });
-                out[idx].points.push((ts, s.v));
+                }
+                out[slot_of[slot] as usize].points.push((ts_now, s.v));
                 total += 1;
             }
             self.budget.check_samples(total)?;
             self.budget.check_deadline()?;
-            ts = match ts.checked_add(step) {
+            *ts = match ts_now.checked_add(step) {
                 Some(next) => next,
                 None => break,
             };
         }
-        Ok((out, window))
+        Ok(())
     }
 
     /// The subquery's inner expression at one inner step, as a vector.

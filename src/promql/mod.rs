@@ -6,6 +6,7 @@
 //! - `binary.rs`, `aggregate.rs`, `functions/`: operators, aggregations and functions;
 //! - `storage.rs`: the read interface the TSDB implements; `memory.rs`: an in-memory one;
 //! - `annotations.rs`, `limits.rs`: warnings/info and per-query bounds;
+//! - `memo.rs`: per-query memos keyed by label-set identity, so steps do not re-hash labels;
 //! - `promqltest/`: a runner for Prometheus's promqltest files.
 
 pub mod aggregate;
@@ -14,6 +15,7 @@ pub mod binary;
 pub mod engine;
 pub mod functions;
 pub mod limits;
+pub(crate) mod memo;
 pub mod memory;
 pub mod parse;
 pub mod promqltest;

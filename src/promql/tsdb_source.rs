@@ -45,11 +45,7 @@ fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, StorageError>
 }
 
 fn convert_labels(labels: &tsdb::Labels) -> Labels {
-    Labels::from_pairs(
-        labels
-            .iter()
-            .map(|label| (label.name.as_str(), label.value.as_str())),
-    )
+    Labels::from_pairs(labels.iter())
 }
 
 impl<'a> TsdbSource<'a> {

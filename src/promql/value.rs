@@ -46,6 +46,12 @@ impl Labels {
         self.0.len()
     }
 
+    /// The address of the shared allocation: equal for clones, so per-query memos can
+    /// recognise a label set they have seen without hashing it (see `memo.rs`).
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

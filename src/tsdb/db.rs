@@ -25,9 +25,10 @@
 //! [`Tsdb::clean_tombstones`] write blocks without them.
 
 use super::block::{Block, NewBlock, TMP_FOR_CREATION, folder_bytes, rewrite_meta, write_block};
+use super::chunks_head::{CHUNKS_HEAD_FOLDER, ChunkDiskMapper};
 use super::compact;
 use super::error::TsdbError;
-use super::head::{AppendError, Head, Placement, Refusal, place};
+use super::head::{AppendError, Head, Placement, RefMap, Refusal, place};
 use super::index::postings_for_matchers;
 use super::labels::{Labels, Matcher};
 use super::meta::Ulid;
@@ -36,7 +37,8 @@ use super::tombstones::{Interval, Intervals};
 use super::wal::checkpoint;
 use super::wal::record::{self, Record, RefSample};
 use super::wal::segment::{self, DEFAULT_SEGMENT_BYTES, WalCorruption, WalWriter};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -134,6 +136,8 @@ impl AppendCounters {
             AppendError::OutOfBounds => &self.out_of_bounds,
             AppendError::Duplicate => &self.duplicate,
             AppendError::EmptyLabels => &self.empty_labels,
+            // A caller's stale reference, not a refused sample: nothing to count.
+            AppendError::UnknownSeries => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -187,6 +191,8 @@ pub struct TsdbStats {
     pub blocks_bytes: u64,
     /// Bytes of the WAL folder (segments and checkpoint).
     pub wal_bytes: u64,
+    /// Bytes of the head chunk files (`chunks_head/`).
+    pub chunks_head_bytes: u64,
     /// WAL fsyncs done by commits, and their total duration in seconds.
     pub wal_fsyncs: u64,
     /// Sum of WAL fsync durations, seconds.
@@ -243,6 +249,21 @@ pub struct Tsdb {
     counters: AppendCounters,
     activity: Activity,
     replay: ReplayReport,
+    /// Appenders alive by epoch, for keeping removed series' labels (see `LiveAppenders`).
+    live_appenders: LiveAppenders,
+    /// Time and size retention in force: the options' at open, then what
+    /// [`Tsdb::set_retention`] sets (configuration reloads).
+    retention: Mutex<Retention>,
+}
+
+/// Time and size retention (see [`TsdbOptions::retention_ms`] and
+/// [`TsdbOptions::retention_bytes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Milliseconds; `None`: no time limit.
+    pub time_ms: Option<i64>,
+    /// Bytes; `None`: no size limit.
+    pub bytes: Option<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -267,6 +288,8 @@ impl Tsdb {
             .map(|b| b.meta().max_time)
             .max()
             .unwrap_or(i64::MIN);
+        // Completed chunks go to chunks_head/, rewritten from the WAL on every open.
+        head.set_chunk_disk(ChunkDiskMapper::open(&folder.join(CHUNKS_HEAD_FOLDER))?);
         let wal_folder = folder.join("wal");
         let (mut report, next_segment, refs) = replay_wal(&wal_folder, &mut head)?;
         let wbl_folder = folder.join(WBL_FOLDER);
@@ -281,8 +304,13 @@ impl Tsdb {
             None
         };
         let wal = WalWriter::create(&wal_folder, next_segment, options.wal_segment_bytes)?;
+        let retention = Retention {
+            time_ms: options.retention_ms,
+            bytes: options.retention_bytes,
+        };
         Ok(Tsdb {
             folder: folder.to_path_buf(),
+            retention: Mutex::new(retention),
             options,
             blocks: RwLock::new(blocks),
             head: RwLock::new(head),
@@ -292,6 +320,7 @@ impl Tsdb {
             counters: AppendCounters::default(),
             activity: Activity::default(),
             replay: report,
+            live_appenders: LiveAppenders::default(),
         })
     }
 
@@ -313,6 +342,12 @@ impl Tsdb {
     fn compact_locked(&self) -> Result<CompactionReport, TsdbError> {
         let mut report = CompactionReport::default();
         let mut truncated_to = None;
+        // Labels of removed series no live batch can hold any more.
+        let oldest_live = self.live_appenders.oldest();
+        self.head
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .forget_removed(oldest_live);
         loop {
             let (min_time, max_time, series) = {
                 let mut head = self.head.write().unwrap_or_else(|p| p.into_inner());
@@ -322,7 +357,7 @@ impl Tsdb {
                 // No append can reach the window any more (it is also more than half a
                 // range behind the newest sample).
                 head.min_valid_time = head.min_valid_time.max(max_time);
-                (min_time, max_time, head.block_series(min_time, max_time))
+                (min_time, max_time, head.block_series(min_time, max_time)?)
             };
             if !series.is_empty() {
                 let meta = write_block(
@@ -540,7 +575,7 @@ impl Tsdb {
                 match (head.min_time(), head.max_time()) {
                     (Some(min), Some(max)) => {
                         let max = max.saturating_add(1);
-                        Some((min, max, head.block_series(min, max)))
+                        Some((min, max, head.block_series(min, max)?))
                     }
                     _ => None,
                 }
@@ -571,7 +606,7 @@ impl Tsdb {
     fn compact_blocks(&self, report: &mut CompactionReport) -> Result<(), TsdbError> {
         let ranges = compact::block_ranges(
             self.options.chunk_range_ms,
-            compact::max_block_duration(self.options.retention_ms),
+            compact::max_block_duration(self.retention().time_ms),
         );
         // Each merge removes at least one block, so this ends; the bound is a safeguard.
         for _ in 0..10_000 {
@@ -606,8 +641,35 @@ impl Tsdb {
         Ok(())
     }
 
+    /// The retention in force.
+    pub fn retention(&self) -> Retention {
+        *lock(&self.retention)
+    }
+
+    /// Changes the retention from the next compaction on: each limit given replaces the
+    /// current one, `None` keeps it, as Prometheus applies `storage.tsdb.retention` from a
+    /// reloaded configuration.
+    pub fn set_retention(&self, time_ms: Option<i64>, bytes: Option<u64>) {
+        let mut retention = lock(&self.retention);
+        if let Some(time_ms) = time_ms {
+            retention.time_ms = Some(time_ms);
+        }
+        if let Some(bytes) = bytes {
+            retention.bytes = Some(bytes);
+        }
+    }
+
+    /// Bytes the size retention counts besides the blocks, as Prometheus counts them: the WAL,
+    /// the write-behind log and the head chunk files.
+    fn non_block_bytes(&self) -> u64 {
+        folder_bytes(&self.folder.join("wal"))
+            + folder_bytes(&self.folder.join(WBL_FOLDER))
+            + folder_bytes(&self.folder.join(CHUNKS_HEAD_FOLDER))
+    }
+
     fn apply_retention(&self, report: &mut CompactionReport) -> Result<(), TsdbError> {
-        if self.options.retention_ms.is_none() && self.options.retention_bytes.is_none() {
+        let retention = self.retention();
+        if retention.time_ms.is_none() && retention.bytes.is_none() {
             return Ok(());
         }
         let blocks: Vec<Arc<Block>> = self
@@ -616,18 +678,22 @@ impl Tsdb {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let metas: Vec<_> = blocks.iter().map(|b| b.meta().clone()).collect();
-        let sizes: Vec<u64> = if self.options.retention_bytes.is_some() {
+        let sizes: Vec<u64> = if retention.bytes.is_some() {
             blocks.iter().map(|b| b.size_bytes()).collect()
         } else {
             vec![0; blocks.len()]
         };
-        let wal_bytes = folder_bytes(&self.folder.join("wal"));
+        let non_block_bytes = if retention.bytes.is_some() {
+            self.non_block_bytes()
+        } else {
+            0
+        };
         let doomed = compact::beyond_retention(
             &metas,
             &sizes,
-            wal_bytes,
-            self.options.retention_ms,
-            self.options.retention_bytes,
+            non_block_bytes,
+            retention.time_ms,
+            retention.bytes,
         );
         if doomed.is_empty() {
             return Ok(());
@@ -649,7 +715,14 @@ impl Tsdb {
 
     /// The storage's gauges and counters (walks the block and WAL folders for sizes).
     pub fn stats(&self) -> TsdbStats {
-        let (head_series, head_chunks, head_min_time, head_max_time, head_ooo_samples) = {
+        let (
+            head_series,
+            head_chunks,
+            head_min_time,
+            head_max_time,
+            head_ooo_samples,
+            chunks_head_bytes,
+        ) = {
             let head = self.head.read().unwrap_or_else(|p| p.into_inner());
             (
                 head.num_series() as u64,
@@ -657,6 +730,7 @@ impl Tsdb {
                 head.min_time(),
                 head.max_time(),
                 head.num_ooo_samples(),
+                head.chunks_head_bytes(),
             )
         };
         let blocks: Vec<Arc<Block>> = self
@@ -681,6 +755,7 @@ impl Tsdb {
             blocks: blocks.len() as u64,
             blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             wal_bytes: folder_bytes(&self.folder.join("wal")),
+            chunks_head_bytes,
             wal_fsyncs: load(&activity.fsyncs),
             wal_fsync_seconds: Duration::from_nanos(load(&activity.fsync_nanos)).as_secs_f64(),
             commits_waiting,
@@ -731,11 +806,21 @@ impl Tsdb {
 
     /// A new batch of samples.
     pub fn appender(&self) -> Appender<'_> {
+        let (epoch, wal_failures) = {
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            (head.truncations, head.wal_failures)
+        };
+        self.live_appenders.register(epoch);
         Appender {
             tsdb: self,
             pending: Vec::new(),
-            newest: HashMap::new(),
-            labels: HashMap::new(),
+            newest: RefMap::default(),
+            unlogged: Vec::new(),
+            wal_failures,
+            registration: Registration {
+                live: &self.live_appenders,
+                epoch,
+            },
         }
     }
 
@@ -828,7 +913,7 @@ pub const WBL_FOLDER: &str = "wbl";
 fn replay_wbl(
     wbl_folder: &Path,
     head: &mut Head,
-    refs: &HashMap<u64, u64>,
+    refs: &RefMap<u64>,
     report: &mut ReplayReport,
 ) -> Result<u64, TsdbError> {
     if !wbl_folder.is_dir() {
@@ -836,10 +921,11 @@ fn replay_wbl(
     }
     let segments = segment::list_segments(wbl_folder)?;
     let mut refs = refs.clone();
-    for &number in &segments {
-        let path = segment::segment_path(wbl_folder, number);
-        replay_segment(&path, head, &mut refs, report, true)?;
-    }
+    let paths: Vec<PathBuf> = segments
+        .iter()
+        .map(|&number| segment::segment_path(wbl_folder, number))
+        .collect();
+    replay_segments(&paths, head, &mut refs, report, true)?;
     Ok(segments.last().map_or(0, |last| last + 1))
 }
 
@@ -848,16 +934,16 @@ fn replay_wbl(
 fn replay_wal(
     wal_folder: &Path,
     head: &mut Head,
-) -> Result<(ReplayReport, u64, HashMap<u64, u64>), TsdbError> {
+) -> Result<(ReplayReport, u64, RefMap<u64>), TsdbError> {
     let mut report = ReplayReport::default();
     checkpoint::remove_temporary(wal_folder)?;
     // WAL refs → head refs (equal unless a series appeared under two refs).
-    let mut refs: HashMap<u64, u64> = HashMap::new();
+    let mut refs: RefMap<u64> = RefMap::default();
     let mut after = 0;
+    let mut paths = Vec::new();
     if let Some((number, folder)) = checkpoint::last_checkpoint(wal_folder)? {
         for segment_number in segment::list_segments(&folder)? {
-            let path = segment::segment_path(&folder, segment_number);
-            replay_segment(&path, head, &mut refs, &mut report, false)?;
+            paths.push(segment::segment_path(&folder, segment_number));
         }
         report.checkpoint = Some(number);
         after = number + 1;
@@ -870,82 +956,182 @@ fn replay_wal(
             std::fs::remove_file(&path).map_err(TsdbError::io(&path))?;
             continue;
         }
-        replay_segment(&path, head, &mut refs, &mut report, false)?;
+        paths.push(path);
     }
+    replay_segments(&paths, head, &mut refs, &mut report, false)?;
     let next = segments.last().map_or(after, |last| (last + 1).max(after));
     Ok((report, next, refs))
 }
 
-/// Replays one segment (of the WAL, a checkpoint, or with `out_of_order` the WBL), cutting a
-/// damaged one back to its last whole record.
-fn replay_segment(
-    path: &Path,
+/// What the reading thread of a replay hands to the applying one, in log order.
+enum ReplayItem {
+    /// A decoded record.
+    Record(Record),
+    /// The end of a segment, with what reading it found.
+    SegmentEnd(SegmentSummary),
+    /// Reading a segment failed (an I/O error): replay stops.
+    Failed(TsdbError),
+}
+
+/// What reading one segment found besides its records.
+struct SegmentSummary {
+    path: PathBuf,
+    compressed_skipped: u64,
+    decompressed: u64,
+    undecodable: u64,
+    corruption: Option<WalCorruption>,
+}
+
+/// Decoded records a replay's reader may be ahead of the applier (bounds the memory).
+const REPLAY_QUEUE_RECORDS: usize = 256;
+
+/// Replays segments in order (of the WAL and its checkpoint, or with `out_of_order` of the
+/// WBL), cutting a damaged one back to its last whole record. One thread reads, checks,
+/// decompresses and decodes the records while this one applies them to the head: the two
+/// halves cost about the same, so replay takes about half as long on two cores.
+fn replay_segments(
+    paths: &[PathBuf],
     head: &mut Head,
-    refs: &mut HashMap<u64, u64>,
+    refs: &mut RefMap<u64>,
     report: &mut ReplayReport,
     out_of_order: bool,
 ) -> Result<(), TsdbError> {
-    let contents = segment::read_segment(path)?;
-    report.segments += 1;
-    report.skipped_records += contents.compressed_skipped;
-    report.decompressed_records += contents.decompressed;
-    for bytes in &contents.records {
-        let decoded = match record::decode(bytes) {
-            Ok(decoded) => decoded,
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<ReplayItem>(REPLAY_QUEUE_RECORDS);
+    // While every WAL reference is its head reference (always, unless a series was logged
+    // under two references), samples skip the reference map.
+    let mut identity = refs.iter().all(|(wal_ref, head_ref)| wal_ref == head_ref);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_segments(paths, &sender));
+        for item in receiver {
+            match item {
+                ReplayItem::Record(decoded) => {
+                    apply_record(decoded, head, refs, &mut identity, report, out_of_order);
+                }
+                ReplayItem::SegmentEnd(summary) => finish_segment(summary, report)?,
+                ReplayItem::Failed(error) => return Err(error),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The reading half of [`replay_segments`]: stops early when the applier has gone (it
+/// failed) or after a failed read.
+fn read_segments(paths: &[PathBuf], sender: &std::sync::mpsc::SyncSender<ReplayItem>) {
+    for path in paths {
+        let contents = match segment::read_segment(path) {
+            Ok(contents) => contents,
             Err(error) => {
-                // The fragment checksums held, so this is a writer bug or a format we do
-                // not know: skip the record, keep going.
-                tracing::warn!(file = %path.display(), %error, "undecodable WAL record skipped");
-                report.skipped_records += 1;
-                continue;
+                let _ = sender.send(ReplayItem::Failed(error));
+                return;
             }
         };
-        match decoded {
-            Record::Series(series) => {
-                for (wal_ref, labels) in series {
-                    let head_ref = head.insert_series(wal_ref, labels);
-                    if let Some(series) = head.series_mut(head_ref) {
-                        series.logged = true;
-                    }
-                    refs.insert(wal_ref, head_ref);
-                    report.series += 1;
-                }
-            }
-            Record::Samples(samples) => {
-                for sample in samples {
-                    let Some(&head_ref) = refs.get(&sample.series_ref) else {
-                        report.unknown_series_samples += 1;
-                        continue;
-                    };
-                    let applied = if out_of_order {
-                        head.insert_ooo(head_ref, sample.timestamp, sample.value)
-                    } else {
-                        head.append(head_ref, sample.timestamp, sample.value)
-                    };
-                    match applied {
-                        Ok(_) => report.samples += 1,
-                        Err(_) => report.rejected_samples += 1,
+        let mut undecodable = 0;
+        for bytes in &contents.records {
+            match record::decode(bytes) {
+                Ok(decoded) => {
+                    if sender.send(ReplayItem::Record(decoded)).is_err() {
+                        return;
                     }
                 }
-            }
-            Record::Tombstones(stones) => {
-                for (wal_ref, interval) in stones {
-                    if let Some(&head_ref) = refs.get(&wal_ref) {
-                        head.tombstones.add(head_ref, interval);
-                        report.tombstones += 1;
-                    }
+                Err(error) => {
+                    // The fragment checksums held, so this is a writer bug or a format we
+                    // do not know: skip the record, keep going.
+                    tracing::warn!(file = %path.display(), %error, "undecodable WAL record skipped");
+                    undecodable += 1;
                 }
             }
-            Record::Other(_) => report.skipped_records += 1,
+        }
+        let summary = SegmentSummary {
+            path: path.clone(),
+            compressed_skipped: contents.compressed_skipped,
+            decompressed: contents.decompressed,
+            undecodable,
+            corruption: contents.corruption,
+        };
+        if sender.send(ReplayItem::SegmentEnd(summary)).is_err() {
+            return;
         }
     }
-    if let Some(corruption) = contents.corruption {
+}
+
+/// Applies one replayed record to the head. `identity` says every reference in `refs` maps
+/// to itself (so the head has exactly the series `refs` knows).
+fn apply_record(
+    decoded: Record,
+    head: &mut Head,
+    refs: &mut RefMap<u64>,
+    identity: &mut bool,
+    report: &mut ReplayReport,
+    out_of_order: bool,
+) {
+    match decoded {
+        Record::Series(series) => {
+            refs.reserve(series.len());
+            for (wal_ref, labels) in series {
+                let head_ref = head.insert_series(wal_ref, labels);
+                if let Some(series) = head.series_mut(head_ref) {
+                    series.logged = true;
+                }
+                refs.insert(wal_ref, head_ref);
+                *identity &= wal_ref == head_ref;
+                report.series += 1;
+            }
+        }
+        Record::Samples(samples) => {
+            for sample in samples {
+                let head_ref = if *identity {
+                    sample.series_ref
+                } else {
+                    match refs.get(&sample.series_ref) {
+                        Some(&head_ref) => head_ref,
+                        None => {
+                            report.unknown_series_samples += 1;
+                            continue;
+                        }
+                    }
+                };
+                let applied = if out_of_order {
+                    head.insert_ooo(head_ref, sample.timestamp, sample.value)
+                } else {
+                    head.append(head_ref, sample.timestamp, sample.value)
+                };
+                match applied {
+                    Ok(_) => report.samples += 1,
+                    // With `identity`, a reference no record defined is not in the head.
+                    Err(AppendError::UnknownSeries) => report.unknown_series_samples += 1,
+                    Err(_) => report.rejected_samples += 1,
+                }
+            }
+        }
+        Record::Tombstones(stones) => {
+            for (wal_ref, interval) in stones {
+                if let Some(&head_ref) = refs.get(&wal_ref) {
+                    head.tombstones.add(head_ref, interval);
+                    report.tombstones += 1;
+                }
+            }
+        }
+        Record::Other(_) => report.skipped_records += 1,
+    }
+}
+
+/// Counts a replayed segment, and cuts a damaged one back to its last whole record.
+fn finish_segment(summary: SegmentSummary, report: &mut ReplayReport) -> Result<(), TsdbError> {
+    report.segments += 1;
+    report.skipped_records += summary.compressed_skipped + summary.undecodable;
+    report.decompressed_records += summary.decompressed;
+    if let Some(corruption) = summary.corruption {
         tracing::warn!(
             file = %corruption.path.display(),
             offset = corruption.offset,
             reason = %corruption.reason,
             "damaged WAL segment cut back to its last whole record"
         );
+        let path = &summary.path;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
@@ -958,16 +1144,62 @@ fn replay_segment(
     Ok(())
 }
 
+/// Appenders alive, counted by the truncation epoch ([`Head`]'s truncation count) they were
+/// created in: the labels of series a truncation removed are kept while an appender from
+/// that epoch or an earlier one lives, since its batch may hold their references.
+#[derive(Debug, Default)]
+struct LiveAppenders(Mutex<BTreeMap<u64, usize>>);
+
+impl LiveAppenders {
+    fn register(&self, epoch: u64) {
+        *lock(&self.0).entry(epoch).or_insert(0) += 1;
+    }
+
+    fn release(&self, epoch: u64) {
+        let mut live = lock(&self.0);
+        if let Some(count) = live.get_mut(&epoch) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                live.remove(&epoch);
+            }
+        }
+    }
+
+    /// The epoch of the oldest live appender; `u64::MAX` when none lives.
+    fn oldest(&self) -> u64 {
+        lock(&self.0).keys().next().copied().unwrap_or(u64::MAX)
+    }
+}
+
+/// An appender's entry in [`LiveAppenders`], released when the appender is committed or
+/// dropped.
+#[derive(Debug)]
+struct Registration<'a> {
+    live: &'a LiveAppenders,
+    epoch: u64,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.live.release(self.epoch);
+    }
+}
+
 /// A batch of samples, durable and visible together at [`Appender::commit`]. Dropping it
 /// without committing discards the samples (series it created stay, unlogged, and empty).
 #[derive(Debug)]
 pub struct Appender<'a> {
     tsdb: &'a Tsdb,
     pending: Vec<RefSample>,
-    /// Newest pending sample per series, for order checks inside the batch.
-    newest: HashMap<u64, (i64, u64)>,
-    /// Labels of the batch's series, to re-create one a head compaction dropped meanwhile.
-    labels: HashMap<u64, Labels>,
+    /// Newest pending in-order sample per series, for order checks inside the batch.
+    newest: RefMap<(i64, u64)>,
+    /// Series whose WAL Series record was not written when the batch added a sample for
+    /// them (repeats possible): the commit writes the records of those still unwritten.
+    unlogged: Vec<SeriesRef>,
+    /// The head's count of failed WAL writes when the batch began (a failure since may have
+    /// marked series records it saw written as unwritten again).
+    wal_failures: u64,
+    registration: Registration<'a>,
 }
 
 /// The outcome of a commit.
@@ -986,7 +1218,8 @@ const SAMPLES_PER_RECORD: usize = 10_000;
 impl Appender<'_> {
     /// Adds a sample. Refusals are counted per reason and returned; the batch stays usable.
     /// Out-of-order samples within the window are accepted (too-old ones are refused as
-    /// out of order and counted apart).
+    /// out of order and counted apart). The returned reference can be given to
+    /// [`Appender::append_ref`] for the series' next samples, in this batch or later ones.
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         let result = self.try_append(labels, t, v);
         if let Err(refusal) = result {
@@ -995,9 +1228,32 @@ impl Appender<'_> {
         result.map_err(Refusal::error)
     }
 
+    /// Adds a sample to the series `series_ref` (from [`Appender::append`]), without looking
+    /// its labels up: the fast path for callers that keep the reference per series, as
+    /// Prometheus's scrape cache and remote-write handler do. Same checks and counters as
+    /// [`Appender::append`]. A reference the head does not have (a head compaction removed
+    /// its series, which had no samples left) gives [`AppendError::UnknownSeries`], not
+    /// counted: append by labels instead, which re-creates the series.
+    pub fn append_ref(&mut self, series_ref: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
+        let tsdb = self.tsdb;
+        let result = {
+            let head = tsdb.head.read().unwrap_or_else(|p| p.into_inner());
+            self.place_sample(&head, series_ref, t, v)
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(Refusal::Error(AppendError::UnknownSeries)) => Err(AppendError::UnknownSeries),
+            Err(refusal) => {
+                tsdb.counters.count_refusal(refusal);
+                Err(refusal.error())
+            }
+        }
+    }
+
     fn try_append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, Refusal> {
-        let (series_ref, placement) = {
-            let mut head = self.tsdb.head.write().unwrap_or_else(|p| p.into_inner());
+        let tsdb = self.tsdb;
+        let found = {
+            let head = tsdb.head.read().unwrap_or_else(|p| p.into_inner());
             // Refused before creating a series for it (nothing to place it in).
             place(
                 None,
@@ -1007,10 +1263,34 @@ impl Appender<'_> {
                 head.max_time().unwrap_or(i64::MIN),
                 head.ooo_window,
             )?;
-            let (series_ref, _) = head.get_or_create(labels).map_err(Refusal::Error)?;
-            let newest = self.newest.get(&series_ref).copied();
-            (series_ref, head.placement(series_ref, newest, t, v)?)
+            head.series_ref_of(labels)
+                .map(|series_ref| self.place_sample(&head, series_ref, t, v))
         };
+        if let Some(result) = found {
+            return result;
+        }
+        // A new series: the write lock, for creating it (another appender may have created
+        // it since the read lock was let go; get_or_create then finds it).
+        let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
+        let (series_ref, _) = head.get_or_create(labels).map_err(Refusal::Error)?;
+        self.place_sample(&head, series_ref, t, v)
+    }
+
+    /// Decides where `(t, v)` goes for an existing series against the head and the batch's
+    /// own pending samples (one series lookup), and queues it.
+    fn place_sample(
+        &mut self,
+        head: &Head,
+        series_ref: SeriesRef,
+        t: i64,
+        v: f64,
+    ) -> Result<SeriesRef, Refusal> {
+        let newest = if self.newest.is_empty() {
+            None
+        } else {
+            self.newest.get(&series_ref).copied()
+        };
+        let (placement, logged) = head.check_append(series_ref, newest, t, v)?;
         match placement {
             Placement::Duplicate => return Ok(series_ref),
             Placement::InOrder => {
@@ -1018,9 +1298,9 @@ impl Appender<'_> {
             }
             Placement::OutOfOrder => {}
         }
-        self.labels
-            .entry(series_ref)
-            .or_insert_with(|| labels.clone());
+        if !logged {
+            self.unlogged.push(series_ref);
+        }
         self.pending.push(RefSample {
             series_ref,
             timestamp: t,
@@ -1039,16 +1319,26 @@ impl Appender<'_> {
         self.pending.is_empty()
     }
 
-    /// Makes the batch durable (WAL, fsynced), then visible (head). When it returns `Ok`, the
-    /// samples survive a crash.
+    /// Makes the batch durable (written to the WAL and fsynced), then visible (head). When
+    /// it returns `Ok`, the samples survive a crash.
+    ///
+    /// Commits are serialised by the WAL lock, and each applies its samples in the order it
+    /// logged them, so replay rebuilds the same head. The usual case — no out-of-order
+    /// window, no head truncation and no failed WAL write since the batch began — writes the
+    /// batch as it is: its samples were checked when added, and one that a commit in between
+    /// made out of order is refused (and counted) when applied, and again on replay, as
+    /// Prometheus does. Otherwise every sample is placed again first (series a truncation
+    /// removed are re-created, out-of-order ones go to the write-behind log).
     pub fn commit(self) -> Result<CommitStats, TsdbError> {
         if self.pending.is_empty() {
             return Ok(CommitStats::default());
         }
-        let tsdb = self.tsdb;
         let Appender {
-            mut pending,
-            labels,
+            tsdb,
+            pending,
+            unlogged,
+            wal_failures,
+            registration,
             ..
         } = self;
         tsdb.activity
@@ -1058,123 +1348,38 @@ impl Appender<'_> {
         tsdb.activity
             .commits_waiting
             .fetch_sub(1, Ordering::Relaxed);
-        let mut in_order: Vec<RefSample> = Vec::with_capacity(pending.len());
-        let mut out_of_order: Vec<RefSample> = Vec::new();
         let mut refused_now = 0u64;
-        // Series records first, for series no commit has logged yet.
-        let unlogged: Vec<(u64, Labels)> = {
+        let (in_order, out_of_order, series_records) = {
             let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
-            // A head compaction may have dropped a series of this batch (it had no samples
-            // left): re-create it, under its old reference if it is still free.
-            let mut remap: HashMap<u64, u64> = HashMap::new();
-            for (&series_ref, series_labels) in &labels {
-                if head.series(series_ref).is_none() {
-                    let now = head.insert_series(series_ref, series_labels.clone());
-                    if now != series_ref {
-                        remap.insert(series_ref, now);
+            let unchanged = head.truncations == registration.epoch
+                && head.wal_failures == wal_failures
+                && head.ooo_window == 0;
+            if unchanged {
+                let mut series_records: Vec<(u64, Labels)> = Vec::new();
+                for &series_ref in &unlogged {
+                    if let Some(series) = head.series_mut(series_ref)
+                        && !series.logged
+                    {
+                        series.logged = true;
+                        series_records.push((series_ref, series.labels.clone()));
                     }
                 }
+                (pending, Vec::new(), series_records)
+            } else {
+                place_again(tsdb, &mut head, pending, &mut refused_now)
             }
-            if !remap.is_empty() {
-                for sample in &mut pending {
-                    if let Some(&now) = remap.get(&sample.series_ref) {
-                        sample.series_ref = now;
-                    }
-                }
-            }
-            // Where each sample goes, decided again under the WAL lock (commits in between
-            // may have moved the head on); the same rules as at append time.
-            let mut newest: HashMap<u64, (i64, u64)> = HashMap::new();
-            let mut head_max = head.max_time().unwrap_or(i64::MIN);
-            let half_range = head.chunk_range() / 2;
-            for sample in &pending {
-                let series_newest = newest.get(&sample.series_ref).copied().or_else(|| {
-                    head.series(sample.series_ref)
-                        .and_then(|series| series.last_sample())
-                });
-                let min_valid = head.min_valid_time.max(head_max.saturating_sub(half_range));
-                match place(
-                    series_newest,
-                    sample.timestamp,
-                    sample.value,
-                    min_valid,
-                    head_max,
-                    head.ooo_window,
-                ) {
-                    Ok(Placement::InOrder) => {
-                        newest.insert(
-                            sample.series_ref,
-                            (sample.timestamp, sample.value.to_bits()),
-                        );
-                        head_max = head_max.max(sample.timestamp);
-                        in_order.push(*sample);
-                    }
-                    Ok(Placement::OutOfOrder) => out_of_order.push(*sample),
-                    Ok(Placement::Duplicate) => {}
-                    Err(refusal) => {
-                        tsdb.counters.count_refusal(refusal);
-                        refused_now += 1;
-                    }
-                }
-            }
-            let refs: BTreeSet<u64> = in_order
-                .iter()
-                .chain(&out_of_order)
-                .map(|s| s.series_ref)
-                .collect();
-            let mut unlogged = Vec::new();
-            for series_ref in refs {
-                if let Some(series) = head.series_mut(series_ref)
-                    && !series.logged
-                {
-                    series.logged = true;
-                    unlogged.push((series_ref, series.labels.clone()));
-                }
-            }
-            unlogged
         };
-        let written = (|| {
-            if !unlogged.is_empty() {
-                wal.log(&record::encode_series(
-                    unlogged.iter().map(|(r, l)| (*r, l)),
-                ))?;
-            }
-            for batch in in_order.chunks(SAMPLES_PER_RECORD) {
-                wal.log(&record::encode_samples(batch))?;
-            }
-            let started = Instant::now();
-            let synced = wal.sync();
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            tsdb.activity
-                .fsync_nanos
-                .fetch_add(nanos, Ordering::Relaxed);
-            tsdb.activity.fsyncs.fetch_add(1, Ordering::Relaxed);
-            synced?;
-            if !out_of_order.is_empty() {
-                // Out-of-order samples go to the WBL, after their series are durable in the
-                // WAL (the WBL is replayed after it).
-                let mut guard = lock(&tsdb.wbl);
-                let Some(wbl) = guard.as_mut() else {
-                    return Err(TsdbError::Usage(
-                        "out-of-order samples without a write-behind log".into(),
-                    ));
-                };
-                for batch in out_of_order.chunks(SAMPLES_PER_RECORD) {
-                    wbl.log(&record::encode_samples(batch))?;
-                }
-                wbl.sync()?;
-            }
-            Ok(())
-        })();
+        let written = write_batch(tsdb, &mut wal, &series_records, &in_order, &out_of_order);
         let mut head = tsdb.head.write().unwrap_or_else(|p| p.into_inner());
         if let Err(error) = written {
             // Whether the series records reached the disk is unknown: log them again next time
             // (a repeated Series record is harmless on replay).
-            for (series_ref, _) in &unlogged {
+            for (series_ref, _) in &series_records {
                 if let Some(series) = head.series_mut(*series_ref) {
                     series.logged = false;
                 }
             }
+            head.wal_failures += 1;
             return Err(error);
         }
         let mut stats = CommitStats {
@@ -1182,10 +1387,21 @@ impl Appender<'_> {
             ..CommitStats::default()
         };
         for sample in &in_order {
-            // A head compaction since the placement may have raised the lower bound.
-            match head.append(sample.series_ref, sample.timestamp, sample.value) {
+            // A head compaction since the placement may have raised the lower bound, or
+            // removed the series (while the WAL was written).
+            let mut applied = head.append(sample.series_ref, sample.timestamp, sample.value);
+            if applied == Err(AppendError::UnknownSeries)
+                && recreate_removed(&mut head, sample.series_ref)
+            {
+                applied = head.append(sample.series_ref, sample.timestamp, sample.value);
+            }
+            match applied {
                 Ok(_) => stats.appended += 1,
                 Err(error) => {
+                    let error = match error {
+                        AppendError::UnknownSeries => AppendError::OutOfBounds,
+                        other => other,
+                    };
                     tsdb.counters.count(error);
                     stats.rejected += 1;
                 }
@@ -1207,8 +1423,145 @@ impl Appender<'_> {
         }
         drop(head);
         drop(wal);
+        drop(registration);
         Ok(stats)
     }
+}
+
+/// Re-creates a series a head compaction removed, under its old reference, from the labels
+/// the head keeps for it; whether the reference is live again.
+fn recreate_removed(head: &mut Head, series_ref: SeriesRef) -> bool {
+    match head.removed_labels(series_ref).cloned() {
+        Some(labels) => head.insert_series(series_ref, labels) == series_ref,
+        None => false,
+    }
+}
+
+/// The commit's careful path: every pending sample placed again against the head as it is
+/// now (commits and compactions may have moved it on since the sample was added), with the
+/// same rules as at append time. Returns the in-order samples, the out-of-order ones, and the
+/// Series records to write first.
+fn place_again(
+    tsdb: &Tsdb,
+    head: &mut Head,
+    mut pending: Vec<RefSample>,
+    refused_now: &mut u64,
+) -> (Vec<RefSample>, Vec<RefSample>, Vec<(u64, Labels)>) {
+    let mut in_order: Vec<RefSample> = Vec::with_capacity(pending.len());
+    let mut out_of_order: Vec<RefSample> = Vec::new();
+    let mut series_records: Vec<(u64, Labels)> = Vec::new();
+    let mut newest: RefMap<(i64, u64)> = RefMap::default();
+    // Series re-created under another reference (their labels came back meanwhile).
+    let mut remap: RefMap<u64> = RefMap::default();
+    let mut head_max = head.max_time().unwrap_or(i64::MIN);
+    let half_range = head.chunk_range() / 2;
+    let min_valid_time = head.min_valid_time;
+    let ooo_window = head.ooo_window;
+    for sample in &mut pending {
+        if !remap.is_empty()
+            && let Some(&now) = remap.get(&sample.series_ref)
+        {
+            sample.series_ref = now;
+        }
+        if head.series(sample.series_ref).is_none() {
+            // A head compaction dropped the series since the append (it had no samples
+            // left): re-create it, under its old reference if still free. Its labels are
+            // kept while this batch lives (see `LiveAppenders`).
+            let Some(labels) = head.removed_labels(sample.series_ref).cloned() else {
+                tsdb.counters.count(AppendError::OutOfBounds);
+                *refused_now += 1;
+                continue;
+            };
+            let now = head.insert_series(sample.series_ref, labels);
+            if now != sample.series_ref {
+                remap.insert(sample.series_ref, now);
+                sample.series_ref = now;
+            }
+        }
+        let min_valid = min_valid_time.max(head_max.saturating_sub(half_range));
+        let Some(series) = head.series_mut(sample.series_ref) else {
+            tsdb.counters.count(AppendError::OutOfBounds);
+            *refused_now += 1;
+            continue;
+        };
+        let series_newest = newest
+            .get(&sample.series_ref)
+            .copied()
+            .or_else(|| series.last_sample());
+        let placement = place(
+            series_newest,
+            sample.timestamp,
+            sample.value,
+            min_valid,
+            head_max,
+            ooo_window,
+        );
+        if matches!(placement, Ok(Placement::InOrder | Placement::OutOfOrder)) && !series.logged {
+            series.logged = true;
+            series_records.push((sample.series_ref, series.labels.clone()));
+        }
+        match placement {
+            Ok(Placement::InOrder) => {
+                newest.insert(
+                    sample.series_ref,
+                    (sample.timestamp, sample.value.to_bits()),
+                );
+                head_max = head_max.max(sample.timestamp);
+                in_order.push(*sample);
+            }
+            Ok(Placement::OutOfOrder) => out_of_order.push(*sample),
+            Ok(Placement::Duplicate) => {}
+            Err(refusal) => {
+                tsdb.counters.count_refusal(refusal);
+                *refused_now += 1;
+            }
+        }
+    }
+    (in_order, out_of_order, series_records)
+}
+
+/// Writes a batch's records: Series records, in-order samples to the WAL (fsynced), then the
+/// out-of-order samples to the write-behind log (after their series are durable in the WAL,
+/// which is replayed first).
+fn write_batch(
+    tsdb: &Tsdb,
+    wal: &mut WalWriter,
+    series_records: &[(u64, Labels)],
+    in_order: &[RefSample],
+    out_of_order: &[RefSample],
+) -> Result<(), TsdbError> {
+    if !series_records.is_empty() {
+        wal.log(&record::encode_series(
+            series_records.iter().map(|(r, l)| (*r, l)),
+        ))?;
+    }
+    let mut buffer = Vec::new();
+    for batch in in_order.chunks(SAMPLES_PER_RECORD) {
+        record::encode_samples_into(&mut buffer, batch);
+        wal.log(&buffer)?;
+    }
+    let started = Instant::now();
+    let synced = wal.sync();
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    tsdb.activity
+        .fsync_nanos
+        .fetch_add(nanos, Ordering::Relaxed);
+    tsdb.activity.fsyncs.fetch_add(1, Ordering::Relaxed);
+    synced?;
+    if !out_of_order.is_empty() {
+        let mut guard = lock(&tsdb.wbl);
+        let Some(wbl) = guard.as_mut() else {
+            return Err(TsdbError::Usage(
+                "out-of-order samples without a write-behind log".into(),
+            ));
+        };
+        for batch in out_of_order.chunks(SAMPLES_PER_RECORD) {
+            record::encode_samples_into(&mut buffer, batch);
+            wbl.log(&buffer)?;
+        }
+        wbl.sync()?;
+    }
+    Ok(())
 }
 
 /// Reads series over a time range from the blocks and the head.
@@ -1264,14 +1617,13 @@ impl Querier<'_> {
                 };
                 let deleted: Intervals =
                     head.tombstones.get(series_ref).cloned().unwrap_or_default();
-                let mut chunks: Vec<ChunkData> = series
-                    .chunks
-                    .iter()
-                    .filter(|c| c.max_time >= self.min_time && c.min_time <= self.max_time)
+                let mut chunks: Vec<ChunkData> = head
+                    .series_chunks(series, self.min_time, self.max_time)?
+                    .into_iter()
                     .map(|c| ChunkData {
                         min_time: c.min_time,
                         max_time: c.max_time,
-                        bytes: c.chunk.bytes().to_vec(),
+                        bytes: c.data,
                         deleted: deleted.clone(),
                     })
                     .collect();

@@ -9,11 +9,40 @@
 
 use super::block::{BlockChunk, BlockSeries, chunks_from_samples};
 use super::chunkenc::{XorChunk, decode_xor};
+use super::chunks_head::{ChunkDiskMapper, ChunkRef};
 use super::error::TsdbError;
 use super::index::PostingsSource;
 use super::labels::Labels;
 use super::tombstones::{Interval, Intervals, Tombstones, without_deleted};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes a series reference for the per-sample maps (head series, appender batches): refs
+/// are small sequential integers the node hands out, so a multiply spreads them well enough
+/// and costs a fraction of SipHash, which the append path otherwise pays per sample.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RefHasher(u64);
+
+impl Hasher for RefHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys; kept correct for any other key type.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        let mixed = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = mixed ^ (mixed >> 29);
+    }
+}
+
+/// A map keyed by series reference, hashed with [`RefHasher`].
+pub type RefMap<V> = HashMap<u64, V, BuildHasherDefault<RefHasher>>;
 
 /// Prometheus's target number of samples per head chunk.
 pub const SAMPLES_PER_CHUNK: usize = 120;
@@ -37,9 +66,14 @@ pub enum AppendError {
     /// The series has no labels.
     #[error("empty label set")]
     EmptyLabels,
+    /// [`crate::tsdb::Appender::append_ref`] was given a reference the head does not have
+    /// (never handed out, or its series was removed by a head compaction since): resolve the
+    /// series again by its labels.
+    #[error("unknown series reference")]
+    UnknownSeries,
 }
 
-/// One head chunk and the time it covers.
+/// The open head chunk and the time it covers.
 #[derive(Debug, Clone)]
 pub struct HeadChunk {
     /// The encoded samples.
@@ -50,17 +84,40 @@ pub struct HeadChunk {
     pub max_time: i64,
 }
 
-/// A series in the head.
+/// A completed (cut) chunk: its time range and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct CompletedChunk {
+    /// First sample's timestamp.
+    pub min_time: i64,
+    /// Last sample's timestamp.
+    pub max_time: i64,
+    /// Number of samples.
+    pub num_samples: u16,
+    location: ChunkLocation,
+}
+
+/// Where a completed chunk's bytes are.
+#[derive(Debug, Clone)]
+enum ChunkLocation {
+    /// In `chunks_head/`, at this reference.
+    Disk(ChunkRef),
+    /// In memory: the head has no chunk folder (a head without a data folder), or writing
+    /// the chunk there failed.
+    Memory(Box<[u8]>),
+}
+
+/// A series in the head. Its memory is the labels (shared with the head's label map), the
+/// open chunk, and a few words per completed chunk (their bytes are in `chunks_head/`).
 #[derive(Debug, Clone)]
 pub struct MemSeries {
     /// Its labels.
     pub labels: Labels,
-    /// Chunks by time; the last one is open.
-    pub chunks: Vec<HeadChunk>,
+    /// Completed chunks by time, all older than the open one.
+    completed: Vec<CompletedChunk>,
+    /// The chunk appended to; `None` only for a series without in-order samples.
+    open: Option<HeadChunk>,
     /// Timestamp at which the open chunk is cut.
     next_cut_at: i64,
-    /// Bits of the newest value, for the duplicate check without decoding the chunk.
-    last_value_bits: u64,
     /// Whether a WAL Series record for it has been written (set under the WAL lock).
     pub(crate) logged: bool,
     /// Out-of-order samples by timestamp (allocated for the series that get any).
@@ -71,17 +128,45 @@ impl MemSeries {
     fn new(labels: Labels) -> MemSeries {
         MemSeries {
             labels,
-            chunks: Vec::new(),
+            completed: Vec::new(),
+            open: None,
             next_cut_at: i64::MIN,
-            last_value_bits: 0,
             logged: false,
             ooo: None,
         }
     }
 
+    /// Number of in-order chunks, the open one included.
+    pub fn num_chunks(&self) -> usize {
+        self.completed.len() + usize::from(self.open.is_some())
+    }
+
+    /// Time range and sample count of each in-order chunk, oldest first (the open one last).
+    pub fn chunk_metas(&self) -> Vec<(i64, i64, usize)> {
+        let mut metas: Vec<(i64, i64, usize)> = self
+            .completed
+            .iter()
+            .map(|c| (c.min_time, c.max_time, usize::from(c.num_samples)))
+            .collect();
+        metas.extend(
+            self.open
+                .as_ref()
+                .map(|c| (c.min_time, c.max_time, c.chunk.num_samples())),
+        );
+        metas
+    }
+
+    /// The open chunk.
+    pub fn open_chunk(&self) -> Option<&HeadChunk> {
+        self.open.as_ref()
+    }
+
     /// Oldest timestamp, out-of-order samples included.
     pub fn min_time(&self) -> Option<i64> {
-        let in_order = self.chunks.first().map(|c| c.min_time);
+        let in_order = match self.completed.first() {
+            Some(chunk) => Some(chunk.min_time),
+            None => self.open.as_ref().map(|c| c.min_time),
+        };
         let ooo = self.ooo.as_ref().and_then(|m| m.keys().next().copied());
         match (in_order, ooo) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -118,35 +203,43 @@ impl MemSeries {
 
     /// Timestamp and value bits of the newest sample.
     pub fn last_sample(&self) -> Option<(i64, u64)> {
-        self.max_time().map(|t| (t, self.last_value_bits))
+        self.open
+            .as_ref()
+            .map(|c| (c.max_time, c.chunk.last_value_bits()))
     }
 
     /// Newest timestamp.
     pub fn max_time(&self) -> Option<i64> {
-        self.chunks.last().map(|c| c.max_time)
+        self.open.as_ref().map(|c| c.max_time)
     }
 
     /// Whether `(t, v)` could be appended: `Ok(true)` to append, `Ok(false)` for an exact
     /// duplicate that is silently dropped (as Prometheus does), or the reason it cannot.
     pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
-        match self.max_time() {
+        match self.last_sample() {
             None => Ok(true),
-            Some(max) if t > max => Ok(true),
-            Some(max) if t < max => Err(AppendError::OutOfOrder),
-            Some(_) => match self.last_sample() {
-                Some((_, bits)) if bits == v.to_bits() => Ok(false),
-                _ => Err(AppendError::Duplicate),
-            },
+            Some((max, _)) if t > max => Ok(true),
+            Some((max, _)) if t < max => Err(AppendError::OutOfOrder),
+            Some((_, bits)) if bits == v.to_bits() => Ok(false),
+            Some(_) => Err(AppendError::Duplicate),
         }
     }
 
     /// Appends a sample, cutting a new chunk at a chunk-range boundary, at the estimated end
-    /// of a ~120-sample chunk, or at the size caps. Returns whether a chunk was cut.
-    fn append(&mut self, t: i64, v: f64, chunk_range: i64) -> Result<bool, AppendError> {
+    /// of a ~120-sample chunk, or at the size caps. The chunk a cut completes goes to `disk`
+    /// (under `series_ref`) when there is one. Returns whether a chunk was cut.
+    fn append(
+        &mut self,
+        series_ref: u64,
+        t: i64,
+        v: f64,
+        chunk_range: i64,
+        disk: Option<&mut ChunkDiskMapper>,
+    ) -> Result<bool, AppendError> {
         if !self.appendable(t, v)? {
             return Ok(false);
         }
-        let must_cut = match self.chunks.last() {
+        let must_cut = match &self.open {
             None => true,
             Some(open) => {
                 t >= self.next_cut_at
@@ -156,19 +249,21 @@ impl MemSeries {
             }
         };
         if must_cut {
-            self.chunks.push(HeadChunk {
+            let fresh = HeadChunk {
                 chunk: XorChunk::new(),
                 min_time: t,
                 max_time: t,
-            });
+            };
+            if let Some(done) = self.open.replace(fresh) {
+                self.completed.push(complete(series_ref, done, disk));
+            }
             self.next_cut_at = range_end(t, chunk_range);
         }
-        let Some(open) = self.chunks.last_mut() else {
+        let Some(open) = self.open.as_mut() else {
             return Err(AppendError::OutOfOrder);
         };
         open.chunk.append(t, v);
         open.max_time = t;
-        self.last_value_bits = v.to_bits();
         // A quarter into the chunk, estimate where it should end so the chunks up to the range
         // boundary come out evenly filled.
         if open.chunk.num_samples() == SAMPLES_PER_CHUNK / 4 {
@@ -176,24 +271,71 @@ impl MemSeries {
         }
         Ok(must_cut)
     }
+
+    /// Drops the in-order chunks that end before `max_time`; returns how many.
+    fn truncate_chunks(&mut self, max_time: i64) -> u64 {
+        let before = self.num_chunks();
+        self.completed.retain(|c| c.max_time >= max_time);
+        if self.open.as_ref().is_some_and(|c| c.max_time < max_time) {
+            // Every completed chunk is older than the open one: all are gone too.
+            self.open = None;
+            self.completed.clear();
+        }
+        (before - self.num_chunks()) as u64
+    }
+}
+
+/// A cut chunk as the head keeps it: written to `disk` if there is one, else (or when the
+/// write fails: the WAL still has the samples) in memory.
+fn complete(
+    series_ref: u64,
+    done: HeadChunk,
+    disk: Option<&mut ChunkDiskMapper>,
+) -> CompletedChunk {
+    let num_samples = u16::try_from(done.chunk.num_samples()).unwrap_or(u16::MAX);
+    let location = match disk {
+        Some(disk) => {
+            match disk.write_chunk(series_ref, done.min_time, done.max_time, done.chunk.bytes()) {
+                Ok(chunk_ref) => ChunkLocation::Disk(chunk_ref),
+                Err(error) => {
+                    tracing::warn!(%error, "head chunk kept in memory: writing it to chunks_head failed");
+                    ChunkLocation::Memory(done.chunk.bytes().into())
+                }
+            }
+        }
+        None => ChunkLocation::Memory(done.chunk.bytes().into()),
+    };
+    CompletedChunk {
+        min_time: done.min_time,
+        max_time: done.max_time,
+        num_samples,
+        location,
+    }
 }
 
 /// A series' samples in `[min_time, max_time)`, in-order and out-of-order merged (in-order
 /// wins a shared timestamp), without the deleted ones, cut into chunks.
 fn merged_block_chunks(
     series: &MemSeries,
+    in_order: &[BlockChunk],
     min_time: i64,
     max_time: i64,
     deleted: Option<&Intervals>,
-) -> Vec<BlockChunk> {
+) -> Result<Vec<BlockChunk>, TsdbError> {
     let mut samples: BTreeMap<i64, f64> = BTreeMap::new();
-    for chunk in &series.chunks {
+    for chunk in in_order {
         if chunk.min_time >= max_time || chunk.max_time < min_time {
             continue;
         }
-        // Our own chunk bytes: they decode (a failure would only leave samples out of the
-        // block, still in the head, since truncation keeps straddling chunks).
-        for (t, v) in decode_xor(chunk.chunk.bytes()).unwrap_or_default() {
+        // Our own chunk bytes, checksummed on disk: a failure to decode means damage, and the
+        // block must not silently miss samples.
+        let decoded = decode_xor(&chunk.data).map_err(|error| {
+            TsdbError::Usage(format!(
+                "head chunk of {} [{}, {}] does not decode: {error}",
+                series.labels, chunk.min_time, chunk.max_time
+            ))
+        })?;
+        for (t, v) in decoded {
             if t >= min_time && t < max_time {
                 samples.insert(t, v);
             }
@@ -205,7 +347,7 @@ fn merged_block_chunks(
         }
     }
     let kept = without_deleted(samples.into_iter().collect(), deleted);
-    chunks_from_samples(&kept)
+    Ok(chunks_from_samples(&kept))
 }
 
 /// The end of the chunk range holding `t` (ranges are aligned on multiples of `chunk_range`).
@@ -300,7 +442,17 @@ pub fn place(
 /// The head's state. Not synchronised: [`crate::tsdb::Tsdb`] wraps it in a lock.
 #[derive(Debug)]
 pub struct Head {
-    series: HashMap<u64, MemSeries>,
+    series: RefMap<MemSeries>,
+    /// Labels of the series head compactions removed, with the truncation epoch that removed
+    /// them, so a batch that resolved one before the removal can re-create it at commit; kept
+    /// while an appender from that epoch may still commit (see [`Head::forget_removed`]).
+    removed: RefMap<(Labels, u64)>,
+    /// Truncations so far: the epoch appenders compare to know whether series may have been
+    /// removed under them.
+    pub(crate) truncations: u64,
+    /// Commits whose WAL write failed so far (they mark their series records unwritten
+    /// again, which batches that saw them written must notice).
+    pub(crate) wal_failures: u64,
     by_labels: HashMap<Labels, u64>,
     /// name → value → series refs (sorted: refs only grow).
     postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
@@ -317,13 +469,18 @@ pub struct Head {
     ooo_samples: u64,
     /// Deleted intervals by series reference.
     pub tombstones: Tombstones,
+    /// Where completed chunks go (`None`: they stay in memory, for heads without a folder).
+    chunks_head: Option<ChunkDiskMapper>,
 }
 
 impl Head {
     /// An empty head whose chunks are cut at multiples of `chunk_range` milliseconds.
     pub fn new(chunk_range: i64) -> Head {
         Head {
-            series: HashMap::new(),
+            series: RefMap::default(),
+            removed: RefMap::default(),
+            truncations: 0,
+            wal_failures: 0,
             by_labels: HashMap::new(),
             postings: BTreeMap::new(),
             next_ref: 1,
@@ -334,7 +491,63 @@ impl Head {
             ooo_window: 0,
             ooo_samples: 0,
             tombstones: Tombstones::default(),
+            chunks_head: None,
         }
+    }
+
+    /// Sends the chunks cut from now on to `mapper` (`chunks_head/`) instead of memory.
+    pub fn set_chunk_disk(&mut self, mapper: ChunkDiskMapper) {
+        self.chunks_head = Some(mapper);
+    }
+
+    /// Bytes of the `chunks_head/` files (0 without a chunk folder).
+    pub fn chunks_head_bytes(&self) -> u64 {
+        self.chunks_head
+            .as_ref()
+            .map_or(0, ChunkDiskMapper::size_bytes)
+    }
+
+    /// The in-order chunks of `series` overlapping `[min_time, max_time]` (both inclusive)
+    /// with their bytes: completed ones read back from `chunks_head/` (or memory), the open
+    /// one copied.
+    pub fn series_chunks(
+        &self,
+        series: &MemSeries,
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<Vec<BlockChunk>, TsdbError> {
+        let mut chunks = Vec::new();
+        for chunk in &series.completed {
+            if chunk.max_time < min_time || chunk.min_time > max_time {
+                continue;
+            }
+            let data = match (&chunk.location, &self.chunks_head) {
+                (ChunkLocation::Memory(bytes), _) => bytes.to_vec(),
+                (ChunkLocation::Disk(chunk_ref), Some(disk)) => disk.chunk(*chunk_ref)?.to_vec(),
+                (ChunkLocation::Disk(chunk_ref), None) => {
+                    return Err(TsdbError::Usage(format!(
+                        "head chunk {chunk_ref:#x} of {} is on disk but the head has no chunk folder",
+                        series.labels
+                    )));
+                }
+            };
+            chunks.push(BlockChunk {
+                min_time: chunk.min_time,
+                max_time: chunk.max_time,
+                data,
+            });
+        }
+        if let Some(open) = &series.open
+            && open.max_time >= min_time
+            && open.min_time <= max_time
+        {
+            chunks.push(BlockChunk {
+                min_time: open.min_time,
+                max_time: open.max_time,
+                data: open.chunk.bytes().to_vec(),
+            });
+        }
+        Ok(chunks)
     }
 
     /// Where `(t, v)` for `series_ref` would go now (see [`place`]); `newest` overrides the
@@ -357,13 +570,40 @@ impl Head {
         )
     }
 
+    /// Where `(t, v)` for the existing series `series_ref` would go now (see [`place`]), with
+    /// one lookup: the append path's check. `newest` overrides the series' newest in-order
+    /// sample (a batch's pending samples). Also says whether the series' WAL Series record is
+    /// written.
+    pub fn check_append(
+        &self,
+        series_ref: u64,
+        newest: Option<(i64, u64)>,
+        t: i64,
+        v: f64,
+    ) -> Result<(Placement, bool), Refusal> {
+        let series = self
+            .series
+            .get(&series_ref)
+            .ok_or(Refusal::Error(AppendError::UnknownSeries))?;
+        let newest = newest.or_else(|| series.last_sample());
+        let placement = place(
+            newest,
+            t,
+            v,
+            self.appendable_min_time(),
+            self.max_time,
+            self.ooo_window,
+        )?;
+        Ok((placement, series.logged))
+    }
+
     /// Keeps an out-of-order sample; `Ok(false)` when the series already has one at `t` (it
     /// is dropped, as Prometheus drops it).
     pub fn insert_ooo(&mut self, series_ref: u64, t: i64, v: f64) -> Result<bool, AppendError> {
         let series = self
             .series
             .get_mut(&series_ref)
-            .ok_or(AppendError::EmptyLabels)?;
+            .ok_or(AppendError::UnknownSeries)?;
         let samples = series.ooo.get_or_insert_with(Default::default);
         if samples.contains_key(&t) {
             return Ok(false);
@@ -450,19 +690,25 @@ impl Head {
     /// The head's samples in `[min_time, max_time)` as block series: chunks inside the window
     /// are copied as they are; a chunk straddling its end (only if the chunk range changed
     /// between runs) is re-encoded up to the end.
-    pub fn block_series(&self, min_time: i64, max_time: i64) -> Vec<BlockSeries> {
+    pub fn block_series(
+        &self,
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<Vec<BlockSeries>, TsdbError> {
         let mut out = Vec::new();
+        let last = max_time.saturating_sub(1);
         for (&series_ref, series) in &self.series {
+            let in_order = self.series_chunks(series, min_time, last)?;
             let deleted = self
                 .tombstones
                 .get(series_ref)
-                .filter(|d| d.overlaps(min_time, max_time.saturating_sub(1)));
+                .filter(|d| d.overlaps(min_time, last));
             let ooo = series
                 .ooo
                 .as_ref()
                 .filter(|m| m.range(min_time..max_time).next().is_some());
             if deleted.is_some() || ooo.is_some() {
-                let chunks = merged_block_chunks(series, min_time, max_time, deleted);
+                let chunks = merged_block_chunks(series, &in_order, min_time, max_time, deleted)?;
                 if !chunks.is_empty() {
                     out.push(BlockSeries {
                         labels: series.labels.clone(),
@@ -472,22 +718,18 @@ impl Head {
                 continue;
             }
             let mut chunks = Vec::new();
-            for chunk in &series.chunks {
-                if chunk.min_time >= max_time || chunk.max_time < min_time {
-                    continue;
-                }
+            for chunk in in_order {
                 if chunk.min_time >= min_time && chunk.max_time < max_time {
-                    chunks.push(BlockChunk {
-                        min_time: chunk.min_time,
-                        max_time: chunk.max_time,
-                        data: chunk.chunk.bytes().to_vec(),
-                    });
+                    chunks.push(chunk);
                     continue;
                 }
-                // Our own chunk bytes: decoding cannot fail, and if it did the samples
-                // stay in the head (truncate keeps straddling chunks).
-                let samples: Vec<(i64, f64)> = decode_xor(chunk.chunk.bytes())
-                    .unwrap_or_default()
+                let samples: Vec<(i64, f64)> = decode_xor(&chunk.data)
+                    .map_err(|error| {
+                        TsdbError::Usage(format!(
+                            "head chunk of {} [{}, {}] does not decode: {error}",
+                            series.labels, chunk.min_time, chunk.max_time
+                        ))
+                    })?
                     .into_iter()
                     .filter(|&(t, _)| t >= min_time && t < max_time)
                     .collect();
@@ -500,7 +742,7 @@ impl Head {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
     /// Drops the chunks that end before `max_time` (now persisted in a block), and the series
@@ -512,9 +754,7 @@ impl Head {
         let mut removed_ooo = 0u64;
         let mut empty = Vec::new();
         for (&series_ref, series) in self.series.iter_mut() {
-            let before = series.chunks.len();
-            series.chunks.retain(|c| c.max_time >= max_time);
-            removed_chunks += (before - series.chunks.len()) as u64;
+            removed_chunks += series.truncate_chunks(max_time);
             if let Some(samples) = &mut series.ooo {
                 let kept = samples.split_off(&max_time);
                 removed_ooo += samples.len() as u64;
@@ -523,15 +763,22 @@ impl Head {
                     series.ooo = None;
                 }
             }
-            if series.chunks.is_empty() && series.ooo.is_none() {
+            if series.num_chunks() == 0 && series.ooo.is_none() {
                 empty.push(series_ref);
             }
+        }
+        // No chunk older than `max_time` is referenced any more: their files can go.
+        if let Some(disk) = &mut self.chunks_head
+            && let Err(error) = disk.truncate(max_time)
+        {
+            tracing::warn!(%error, "deleting old chunks_head files failed; retried at the next truncation");
         }
         self.chunk_count = self.chunk_count.saturating_sub(removed_chunks);
         self.ooo_samples = self.ooo_samples.saturating_sub(removed_ooo);
         for series_ref in &empty {
             self.remove_series(*series_ref);
         }
+        self.truncations += 1;
         self.tombstones.truncate_before(max_time);
         let series = &self.series;
         self.tombstones.retain_series(|r| series.contains_key(&r));
@@ -543,22 +790,50 @@ impl Head {
             return;
         };
         self.by_labels.remove(&series.labels);
-        for label in series.labels.iter() {
-            let Some(values) = self.postings.get_mut(&label.name) else {
+        let labels = series.labels;
+        for (name, value) in labels.iter() {
+            let Some(values) = self.postings.get_mut(name) else {
                 continue;
             };
-            if let Some(refs) = values.get_mut(&label.value) {
+            if let Some(refs) = values.get_mut(value) {
                 if let Ok(position) = refs.binary_search(&series_ref) {
                     refs.remove(position);
                 }
                 if refs.is_empty() {
-                    values.remove(&label.value);
+                    values.remove(value);
                 }
             }
             if values.is_empty() {
-                self.postings.remove(&label.name);
+                self.postings.remove(name);
             }
         }
+        self.removed.insert(series_ref, (labels, self.truncations));
+    }
+
+    /// Forgets the labels of removed series no live appender can still hold: those removed
+    /// by truncations before `oldest_live_epoch`, the epoch the oldest live appender was
+    /// created in (`u64::MAX` when none is live).
+    pub fn forget_removed(&mut self, oldest_live_epoch: u64) {
+        if !self.removed.is_empty() {
+            self.removed
+                .retain(|_, (_, epoch)| *epoch >= oldest_live_epoch);
+        }
+    }
+
+    /// The labels of `series_ref` if a head compaction removed it and they are still kept
+    /// (see [`Head::forget_removed`]).
+    pub fn removed_labels(&self, series_ref: u64) -> Option<&Labels> {
+        self.removed.get(&series_ref).map(|(labels, _)| labels)
+    }
+
+    /// Removed series' labels still kept, for tests of the retention above.
+    pub fn num_removed_kept(&self) -> usize {
+        self.removed.len()
+    }
+
+    /// The reference of the series with exactly `labels`, if the head has it.
+    pub fn series_ref_of(&self, labels: &Labels) -> Option<u64> {
+        self.by_labels.get(labels).copied()
     }
 
     /// References of every series, for a checkpoint's "still live" test.
@@ -589,16 +864,24 @@ impl Head {
         if self.series.contains_key(&series_ref) {
             return series_ref;
         }
-        for label in labels.iter() {
-            let refs = self
-                .postings
-                .entry(label.name.clone())
-                .or_default()
-                .entry(label.value.clone())
-                .or_default();
+        for (name, value) in labels.iter() {
+            // Look up before inserting: most pairs exist, and their strings need no copy.
+            if !self.postings.contains_key(name) {
+                self.postings.insert(name.to_owned(), BTreeMap::new());
+            }
+            let Some(values) = self.postings.get_mut(name) else {
+                continue;
+            };
+            if !values.contains_key(value) {
+                values.insert(value.to_owned(), Vec::new());
+            }
+            let Some(refs) = values.get_mut(value) else {
+                continue;
+            };
             let position = refs.partition_point(|&r| r < series_ref);
             refs.insert(position, series_ref);
         }
+        self.removed.remove(&series_ref);
         self.by_labels.insert(labels.clone(), series_ref);
         self.series.insert(series_ref, MemSeries::new(labels));
         self.next_ref = self.next_ref.max(series_ref.saturating_add(1));
@@ -623,11 +906,12 @@ impl Head {
         let series = self
             .series
             .get_mut(&series_ref)
-            .ok_or(AppendError::EmptyLabels)?;
+            .ok_or(AppendError::UnknownSeries)?;
+
         if !series.appendable(t, v)? {
             return Ok(false);
         }
-        if series.append(t, v, chunk_range)? {
+        if series.append(series_ref, t, v, chunk_range, self.chunks_head.as_mut())? {
             self.chunk_count += 1;
         }
         self.max_time = self.max_time.max(t);
@@ -692,19 +976,79 @@ mod tests {
             assert!(head.append(series_ref, i * 15_000, 1.0).unwrap());
         }
         let series = head.series(series_ref).unwrap();
-        let sizes: Vec<usize> = series
-            .chunks
-            .iter()
-            .map(|c| c.chunk.num_samples())
-            .collect();
+        let metas = series.chunk_metas();
+        let sizes: Vec<usize> = metas.iter().map(|&(_, _, samples)| samples).collect();
         assert_eq!(sizes, vec![120; 8]);
-        for chunk in &series.chunks {
+        for &(min_time, max_time, _) in &metas {
             assert_eq!(
-                chunk.min_time / TWO_HOURS,
-                chunk.max_time / TWO_HOURS,
+                min_time / TWO_HOURS,
+                max_time / TWO_HOURS,
                 "no chunk spans a boundary"
             );
         }
+    }
+
+    #[test]
+    fn completed_chunks_live_in_chunks_head_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir
+            .path()
+            .join(super::super::chunks_head::CHUNKS_HEAD_FOLDER);
+        let mut head = Head::new(TWO_HOURS);
+        head.set_chunk_disk(ChunkDiskMapper::open(&folder).unwrap());
+        let mut in_memory = Head::new(TWO_HOURS);
+        let labels = Labels::new([("__name__", "up"), ("job", "a")]);
+        let (on_disk_ref, _) = head.get_or_create(&labels).unwrap();
+        let (memory_ref, _) = in_memory.get_or_create(&labels).unwrap();
+        // 3 h at 15 s: chunks cut in both ranges, the last one open.
+        let samples: Vec<(i64, f64)> = (0..720).map(|i| (i * 15_000, (i % 17) as f64)).collect();
+        for &(t, v) in &samples {
+            head.append(on_disk_ref, t, v).unwrap();
+            in_memory.append(memory_ref, t, v).unwrap();
+        }
+        let series = head.series(on_disk_ref).unwrap();
+        assert!(series.completed.len() >= 5);
+        assert!(
+            series
+                .completed
+                .iter()
+                .all(|c| matches!(c.location, ChunkLocation::Disk(_)))
+        );
+        assert!(head.chunks_head_bytes() > 0);
+        let read = |head: &Head, series_ref| -> Vec<(i64, f64)> {
+            let series = head.series(series_ref).unwrap();
+            head.series_chunks(series, i64::MIN, i64::MAX)
+                .unwrap()
+                .iter()
+                .flat_map(|c| decode_xor(&c.data).unwrap())
+                .collect()
+        };
+        assert_eq!(read(&head, on_disk_ref), samples);
+        assert_eq!(read(&in_memory, memory_ref), samples);
+        let disk_block = head.block_series(0, TWO_HOURS).unwrap();
+        let memory_block = in_memory.block_series(0, TWO_HOURS).unwrap();
+        assert_eq!(disk_block.len(), 1);
+        assert_eq!(disk_block[0].chunks, memory_block[0].chunks);
+        // Truncation past the first range drops its chunks, then its file.
+        head.truncate(TWO_HOURS);
+        assert_eq!(read(&head, on_disk_ref), samples[480..].to_vec());
+        let files_before = std::fs::read_dir(&folder).unwrap().count();
+        for i in 720..1500 {
+            head.append(on_disk_ref, i * 15_000, 1.0).unwrap();
+        }
+        head.truncate(2 * TWO_HOURS);
+        head.truncate(3 * TWO_HOURS);
+        let first = super::super::chunks_head::file_path(&folder, 1);
+        assert!(
+            !first.exists(),
+            "{} still there ({files_before} files before)",
+            first.display()
+        );
+        assert!(
+            read(&head, on_disk_ref)
+                .iter()
+                .all(|&(t, _)| t >= 3 * TWO_HOURS)
+        );
     }
 
     #[test]
@@ -749,7 +1093,7 @@ mod tests {
         );
         let (min, max) = head.compactable_window().unwrap();
         assert_eq!((min, max), (600_000, TWO_HOURS));
-        let series = head.block_series(min, max);
+        let series = head.block_series(min, max).unwrap();
         assert_eq!(series.len(), 2);
         for s in &series {
             assert!(

@@ -5,6 +5,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod chunks;
+pub mod chunks_head;
 pub mod compact;
 pub mod crc32c;
 pub mod db;
@@ -25,5 +26,5 @@ pub use db::{
 };
 pub use error::TsdbError;
 pub use head::AppendError;
-pub use labels::{Label, Labels, MatchKind, Matcher};
+pub use labels::{Labels, LabelsIter, MatchKind, Matcher};
 pub use querier::Series;

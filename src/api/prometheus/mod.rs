@@ -63,6 +63,8 @@ pub enum ErrorKind {
     BadData,
     Execution,
     Timeout,
+    /// The client went away before the answer (Prometheus answers 499, which nobody reads).
+    Canceled,
     Unavailable,
     Internal,
 }
@@ -73,6 +75,7 @@ impl ErrorKind {
             ErrorKind::BadData => "bad_data",
             ErrorKind::Execution => "execution",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::Canceled => "canceled",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }
@@ -83,6 +86,9 @@ impl ErrorKind {
             ErrorKind::BadData => StatusCode::BAD_REQUEST,
             ErrorKind::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Timeout | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Canceled => {
+                StatusCode::from_u16(499).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

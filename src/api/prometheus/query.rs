@@ -3,9 +3,8 @@
 use super::params::{self, Form, MAX_TIME_MS, MIN_TIME_MS, limit_param, time_param};
 use super::{ApiError, ApiResult, ApiSuccess, ErrorKind, blocking, json, tsdb};
 use crate::node::Node;
-use crate::promql::limits::MAX_POINTS_PER_SERIES;
+use crate::promql::limits::{GateSlot, MAX_POINTS_PER_SERIES, QueryGate, QuerySettings};
 use crate::promql::parse::parse_query;
-use crate::promql::tsdb_source::TsdbSource;
 use crate::promql::{
     Engine, Matcher, QueryError, QueryResult, Queryable, SeriesData, StorageError, Value,
 };
@@ -28,14 +27,20 @@ fn query_error(error: QueryError) -> ApiError {
         QueryError::Storage(StorageError::Internal(message)) => {
             ApiError::new(ErrorKind::Internal, message)
         }
-        QueryError::Timeout => ApiError::new(ErrorKind::Timeout, QueryError::Timeout.to_string()),
+        QueryError::Timeout | QueryError::QueueTimeout => {
+            ApiError::new(ErrorKind::Timeout, error.to_string())
+        }
+        QueryError::Canceled | QueryError::QueueCanceled => {
+            ApiError::new(ErrorKind::Canceled, error.to_string())
+        }
         other => ApiError::new(ErrorKind::Execution, other.to_string()),
     }
 }
 
-/// Counts the samples the engine loads, for `stats`.
+/// Counts the samples the engine loads, for `stats`; reads the TSDB and the `remote_read`
+/// endpoints.
 struct Counting<'a> {
-    inner: TsdbSource<'a>,
+    inner: crate::remote::read::FanoutQueryable<'a>,
     samples: Cell<u64>,
 }
 
@@ -72,10 +77,11 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The engine for one request: `timeout` (never beyond the default, as Prometheus bounds it by
-/// `--query.timeout`), `lookback_delta`, and a cancel flag set when the returned guard drops.
-fn engine_for(form: &Form) -> Result<(Engine, CancelOnDrop), ApiError> {
-    let mut engine = Engine::default();
+/// The engine for one request: the node's `--query.*` settings, the request's `timeout` (never
+/// beyond `--query.timeout`) and `lookback_delta`, and a cancel flag set when the returned guard
+/// drops.
+fn engine_for(form: &Form, settings: &QuerySettings) -> Result<(Engine, CancelOnDrop), ApiError> {
+    let mut engine = settings.engine();
     let cancel = Arc::new(AtomicBool::new(false));
     engine.limits.cancel = Some(Arc::clone(&cancel));
     let timeout = form.value("timeout");
@@ -104,9 +110,32 @@ fn engine_for(form: &Form) -> Result<(Engine, CancelOnDrop), ApiError> {
 /// What one evaluation returned, with the samples it loaded and how long it took.
 struct Evaluated {
     result: QueryResult,
+    /// What the `remote_read` endpoints that failed said.
+    remote_warnings: Vec<String>,
     samples: u64,
     preparation: Duration,
     evaluation: Duration,
+    /// Time spent waiting for a slot (`--query.max-concurrency`).
+    queued: Duration,
+}
+
+/// Waits (on the blocking pool) for one of the node's query slots, within the query's timeout
+/// counted from when the request arrived; the engine gets what is left of the timeout. Returns
+/// the slot to hold while evaluating, and the time spent waiting.
+fn enter_gate(
+    gate: &QueryGate,
+    mut engine: Engine,
+    arrived: Instant,
+) -> Result<(Engine, GateSlot, Duration), ApiError> {
+    let deadline = engine.limits.timeout.and_then(|t| arrived.checked_add(t));
+    let waiting = Instant::now();
+    let slot = gate
+        .enter(deadline, engine.limits.cancel.as_deref())
+        .map_err(query_error)?;
+    if let Some(deadline) = deadline {
+        engine.limits.timeout = Some(deadline.saturating_duration_since(Instant::now()));
+    }
+    Ok((engine, slot, waiting.elapsed()))
 }
 
 fn truncate(value: &mut Value, limit: usize) -> bool {
@@ -133,7 +162,8 @@ fn stats_json(evaluated: &Evaluated, total: Duration, points: u64) -> String {
     let eval = evaluated.evaluation.as_secs_f64();
     let prep = evaluated.preparation.as_secs_f64();
     format!(
-        "{{\"timings\":{{\"evalTotalTime\":{eval},\"resultSortTime\":0,\"queryPreparationTime\":{prep},\"innerEvalTime\":{eval},\"execQueueTime\":0,\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        "{{\"timings\":{{\"evalTotalTime\":{eval},\"resultSortTime\":0,\"queryPreparationTime\":{prep},\"innerEvalTime\":{eval},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        evaluated.queued.as_secs_f64(),
         total.as_secs_f64(),
         evaluated.samples,
         evaluated.samples.max(points)
@@ -161,6 +191,7 @@ fn answer(mut evaluated: Evaluated, form: &Form, limit: usize, started: Instant)
     json::query_data(&mut data, &evaluated.result.value, stats.as_deref());
     let annotations = evaluated.result.annotations;
     let mut warnings: Vec<String> = annotations.warnings.into_iter().collect();
+    warnings.extend(evaluated.remote_warnings);
     if truncated {
         warnings.push(TRUNCATED.to_string());
     }
@@ -180,12 +211,15 @@ pub async fn instant(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
     let started = Instant::now();
     let limit = limit_param(&form)?;
     let t = time_param(&form, "time", now_ms())?;
-    let (engine, _cancel_on_drop) = engine_for(&form)?;
+    let (engine, _cancel_on_drop) = engine_for(&form, &node.options.query)?;
     let expr = parse_query(form.value("query")).map_err(query_error)?;
     let tsdb = tsdb(&node)?;
+    let remote_read = Arc::clone(&node.remote_read);
+    let gate = node.options.query.gate.clone();
     let evaluated = blocking(move || {
+        let (engine, _slot, queued) = enter_gate(&gate, engine, started)?;
         let source = Counting {
-            inner: TsdbSource::new(&tsdb),
+            inner: remote_read.queryable(&tsdb),
             samples: Cell::new(0),
         };
         let begun = Instant::now();
@@ -194,9 +228,11 @@ pub async fn instant(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
             .map_err(query_error)?;
         Ok(Evaluated {
             result,
+            remote_warnings: source.inner.take_warnings(),
             samples: source.samples.get(),
             preparation: Duration::ZERO,
             evaluation: begun.elapsed(),
+            queued,
         })
     })
     .await?;
@@ -231,12 +267,15 @@ pub async fn range(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let (engine, _cancel_on_drop) = engine_for(&form)?;
+    let (engine, _cancel_on_drop) = engine_for(&form, &node.options.query)?;
     let expr = parse_query(form.value("query")).map_err(query_error)?;
     let tsdb = tsdb(&node)?;
+    let remote_read = Arc::clone(&node.remote_read);
+    let gate = node.options.query.gate.clone();
     let evaluated = blocking(move || {
+        let (engine, _slot, queued) = enter_gate(&gate, engine, started)?;
         let source = Counting {
-            inner: TsdbSource::new(&tsdb),
+            inner: remote_read.queryable(&tsdb),
             samples: Cell::new(0),
         };
         let begun = Instant::now();
@@ -245,9 +284,11 @@ pub async fn range(State(node): State<Arc<Node>>, form: Form) -> ApiResult {
             .map_err(query_error)?;
         Ok(Evaluated {
             result,
+            remote_warnings: source.inner.take_warnings(),
             samples: source.samples.get(),
             preparation: Duration::ZERO,
             evaluation: begun.elapsed(),
+            queued,
         })
     })
     .await?;

@@ -314,15 +314,24 @@ pub fn append(tsdb: &Tsdb, request: &wire::Request<'_>, now_ms: i64) -> Result<O
         }
         // Per reason: how many samples, and the first one's timestamp.
         let mut refused: Vec<(Refused, u64, i64)> = Vec::new();
+        // The series is looked up by labels once (its first accepted sample), then its
+        // other samples go by reference.
+        let mut series_ref = None;
         for sample in samples {
             let result = if sample.timestamp > latest_allowed {
                 Err(Refused::TooFarAhead)
             } else {
-                appender
-                    .append(&labels, sample.timestamp, sample.value)
-                    .map(drop)
-                    .map_err(Refused::Storage)
+                let by_ref = series_ref
+                    .map(|known| appender.append_ref(known, sample.timestamp, sample.value));
+                match by_ref {
+                    Some(Err(AppendError::UnknownSeries)) | None => appender
+                        .append(&labels, sample.timestamp, sample.value)
+                        .map(|known| series_ref = Some(known)),
+                    Some(other) => other,
+                }
+                .map_err(Refused::Storage)
             };
+
             if let Err(reason) = result {
                 outcome.rejected_samples += 1;
                 match refused.iter_mut().find(|(known, _, _)| *known == reason) {

@@ -18,7 +18,7 @@ pub use matchers::{
     LabelName, MatchOp, Matcher, Matchers, all_match, is_classic_label_name, parse_matchers,
 };
 pub use receivers::{
-    DEFAULT_EMAIL_HTML, DEFAULT_EMAIL_SUBJECT, EmailConfig, Receiver, WebhookConfig,
+    DEFAULT_EMAIL_HTML, DEFAULT_EMAIL_SUBJECT, EmailConfig, LogConfig, Receiver, WebhookConfig,
 };
 pub use route::{
     DEFAULT_GROUP_INTERVAL, DEFAULT_GROUP_WAIT, DEFAULT_REPEAT_INTERVAL, EffectiveRoute,

@@ -1,5 +1,6 @@
 //! `receivers:`: named sets of notification integrations. Tocsin implements webhooks and
-//! email; the other integrations are refused as unsupported when the file is read.
+//! email (and the node's log, see `log_notifications`); the other integrations are refused as
+//! unsupported when the file is read.
 
 use super::global::{GlobalConfig, HostPort};
 use crate::config::http_client::{HttpClientConfig, TlsConfig};
@@ -31,6 +32,17 @@ pub struct Receiver {
     pub webhook_configs: Vec<Spanned<WebhookConfig>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_configs: Vec<Spanned<EmailConfig>>,
+    /// Writing each notification to the node's log: set from the top-level
+    /// `log_notifications` (a Tocsin extension), never read from or written to the
+    /// Alertmanager document, which stays one that Alertmanager and `amtool` accept.
+    #[serde(skip)]
+    pub log_configs: Vec<LogConfig>,
+}
+
+/// A log integration: nothing to configure but whether resolved alerts are logged too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    pub send_resolved: bool,
 }
 
 impl Receiver {

@@ -1,12 +1,17 @@
 //! Functions over range vectors.
 
+use std::rc::Rc;
+
 use promql_parser::parser::{Expr, MatrixSelector};
 
 use super::math::{kahan_sum_inc, linear_regression, quantile};
 use super::{absent_labels, arg};
 use crate::promql::annotations;
-use crate::promql::engine::{Evaluator, QueryError, RangeWindow, Val, exec_err};
-use crate::promql::value::{METRIC_NAME, Point, Sample, Series};
+use crate::promql::engine::{
+    Evaluator, QueryError, RangeColumns, RangeWindow, Val, duration_ms, exec_err, node_key,
+};
+use crate::promql::storage::SeriesData;
+use crate::promql::value::{METRIC_NAME, Point, Sample, Series, is_stale_nan};
 
 /// Evaluates `name` if it is a range-vector function; `None` otherwise.
 pub(super) fn call(
@@ -134,8 +139,28 @@ fn over_matrix_selector(
     ms: &MatrixSelector,
     t: i64,
 ) -> Result<Val, QueryError> {
-    let window = ev.matrix_window(ms, t);
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    if let Some((columns, k)) = precomputed(ev, name, ms, t)? {
+        ev.budget.check_samples(columns.window_points[k])?;
+        for (metric, present) in &columns.non_counters {
+            if present[k] {
+                ev.annotations
+                    .info(annotations::possible_non_counter(metric));
+            }
+        }
+        let series = ev.series_for(&ms.vs)?;
+        let out = columns.steps[k]
+            .iter()
+            .map(|&(i, v)| Sample {
+                labels: series[i as usize].labels.clone(),
+                t,
+                v,
+                drop_name: !keeps_name,
+            })
+            .collect();
+        return Ok(Val::Vector(out));
+    }
+    let window = ev.matrix_window(ms, t);
     let checks_counter = matches!(name, "rate" | "increase");
     let mut non_counters: Vec<String> = Vec::new();
     let mut out = Vec::new();
@@ -164,6 +189,195 @@ fn over_matrix_selector(
             .info(annotations::possible_non_counter(&metric));
     }
     Ok(Val::Vector(out))
+}
+
+/// Bound on the results precomputed for one matrix selector (series times grid steps); a bigger
+/// one is evaluated step by step, holding one step at a time.
+const MAX_PRECOMPUTED: usize = 20_000_000;
+
+/// Selectors with at least this many series have their columns computed on several threads.
+const PARALLEL_SERIES: usize = 2048;
+
+/// The function's results at every time of the selector's grid, computed on first use, and the
+/// position of `t` on that grid; `None` when `t` is not on it or the selector is evaluated at a
+/// single time (an instant query), where the per-step path costs nothing extra.
+///
+/// Step by step, each step would find every series' window again and call the function on it
+/// (cache misses over all series at every step); here each series' samples are walked once
+/// for all steps, windows sliding forward with the steps.
+fn precomputed(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    ms: &MatrixSelector,
+    t: i64,
+) -> Result<Option<(Rc<RangeColumns>, usize)>, QueryError> {
+    let Some(grid) = ev.grid_of(&ms.vs) else {
+        return Ok(None);
+    };
+    let Some(k) = grid.position(t) else {
+        return Ok(None);
+    };
+    let key = node_key(&ms.vs);
+    if let Some(columns) = ev.range_columns.get(&key) {
+        if columns.function == name && columns.grid == grid {
+            return Ok(Some((Rc::clone(columns), k)));
+        }
+        return Ok(None);
+    }
+    let count = grid.len();
+    ev.budget.check_deadline()?;
+    let series = ev.series_for(&ms.vs)?;
+    if count < 2
+        || u32::try_from(series.len()).is_err()
+        || series.len().saturating_mul(count) > MAX_PRECOMPUTED
+    {
+        return Ok(None);
+    }
+    let range = duration_ms(&ms.range);
+    let times: Vec<i64> = (0..count).map(|k| grid.time(k)).collect();
+    let ends: Vec<i64> = times
+        .iter()
+        .map(|&t| ev.effective_time(t, &ms.vs.at, &ms.vs.offset))
+        .collect();
+    let parts = sweep_in_parallel(name, series, &times, &ends, range);
+    let mut columns = RangeColumns {
+        function: name.to_string(),
+        grid,
+        steps: vec![Vec::new(); count],
+        window_points: vec![0; count],
+        non_counters: Vec::new(),
+    };
+    for part in parts {
+        for (k, step) in part.steps.into_iter().enumerate() {
+            if columns.steps[k].is_empty() {
+                columns.steps[k] = step;
+            } else {
+                columns.steps[k].extend(step);
+            }
+        }
+        for (k, n) in part.window_points.into_iter().enumerate() {
+            columns.window_points[k] += n;
+        }
+        for (metric, present) in part.non_counters {
+            merge_presence(&mut columns.non_counters, metric, &present);
+        }
+    }
+    let columns = Rc::new(columns);
+    ev.range_columns.insert(key, Rc::clone(&columns));
+    Ok(Some((columns, k)))
+}
+
+/// Columns of one run of series.
+struct PartialColumns {
+    steps: Vec<Vec<(u32, f64)>>,
+    window_points: Vec<usize>,
+    non_counters: Vec<(String, Vec<bool>)>,
+}
+
+fn merge_presence(into: &mut Vec<(String, Vec<bool>)>, metric: String, present: &[bool]) {
+    match into.iter_mut().find(|(m, _)| *m == metric) {
+        Some((_, bits)) => {
+            for (bit, &p) in bits.iter_mut().zip(present) {
+                *bit |= p;
+            }
+        }
+        None => into.push((metric, present.to_vec())),
+    }
+}
+
+/// Splits the series into contiguous runs, one per thread, so the result (runs joined in
+/// order) is the same whatever the number of threads.
+fn sweep_in_parallel(
+    name: &str,
+    series: &[SeriesData],
+    times: &[i64],
+    ends: &[i64],
+    range: i64,
+) -> Vec<PartialColumns> {
+    let threads = if series.len() >= PARALLEL_SERIES {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return vec![sweep(name, series, 0, times, ends, range)];
+    }
+    let run = series.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = series
+            .chunks(run)
+            .enumerate()
+            .map(|(i, part)| scope.spawn(move || sweep(name, part, i * run, times, ends, range)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Walks each series' samples once, sliding the window `(end - range, end]` forward over the
+/// grid's window ends (which never decrease), and evaluates the function on each window.
+fn sweep(
+    name: &str,
+    series: &[SeriesData],
+    first_index: usize,
+    times: &[i64],
+    ends: &[i64],
+    range: i64,
+) -> PartialColumns {
+    let count = times.len();
+    let checks_counter = matches!(name, "rate" | "increase");
+    let mut out = PartialColumns {
+        steps: vec![Vec::new(); count],
+        window_points: vec![0; count],
+        non_counters: Vec::new(),
+    };
+    let mut without_stale: Vec<Point> = Vec::new();
+    for (j, s) in series.iter().enumerate() {
+        let samples: &[Point] = if s.samples.iter().any(|p| is_stale_nan(p.1)) {
+            without_stale.clear();
+            without_stale.extend(s.samples.iter().copied().filter(|p| !is_stale_nan(p.1)));
+            &without_stale
+        } else {
+            &s.samples
+        };
+        let metric = s.labels.get(METRIC_NAME);
+        let mut present = (checks_counter && !metric.is_empty() && !is_counter_name(metric))
+            .then(|| vec![false; count]);
+        let index = u32::try_from(first_index + j).unwrap_or(u32::MAX);
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for k in 0..count {
+            let window = RangeWindow {
+                end: ends[k],
+                range,
+            };
+            let start = window.start();
+            while hi < samples.len() && samples[hi].0 <= window.end {
+                hi += 1;
+            }
+            while lo < hi && samples[lo].0 <= start {
+                lo += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            out.window_points[k] += hi - lo;
+            if let Some(present) = present.as_mut() {
+                present[k] = true;
+            }
+            if let Some(v) = evaluate(name, &samples[lo..hi], window, times[k], &[]) {
+                out.steps[k].push((index, v));
+            }
+        }
+        if let Some(present) = present {
+            merge_presence(&mut out.non_counters, metric.to_string(), &present);
+        }
+    }
+    out
 }
 
 fn is_counter_name(name: &str) -> bool {

@@ -76,6 +76,11 @@ impl XorChunk {
         self.stream.bytes()
     }
 
+    /// Bits of the newest value (0 while empty).
+    pub fn last_value_bits(&self) -> u64 {
+        self.last_value_bits
+    }
+
     /// Number of samples appended.
     pub fn num_samples(&self) -> usize {
         usize::from(self.count)

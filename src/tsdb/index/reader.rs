@@ -6,7 +6,7 @@ use super::{ChunkMeta, IndexSeries, MAGIC_INDEX, SERIES_ALIGNMENT, TOC_LEN};
 use crate::tsdb::crc32c::crc32c;
 use crate::tsdb::encoding::{DecodeError, Decoder};
 use crate::tsdb::error::TsdbError;
-use crate::tsdb::labels::{Label, Labels};
+use crate::tsdb::labels::Labels;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -205,14 +205,11 @@ impl IndexReader {
             let value = self.symbol(decoder.uvarint()?)?;
             if labels
                 .last()
-                .is_some_and(|last: &Label| last.name.as_str() >= name)
+                .is_some_and(|&(last, _): &(&str, &str)| last >= name)
             {
                 return Err(decoder.error(format!("series {id}: labels not sorted")));
             }
-            labels.push(Label {
-                name: name.to_owned(),
-                value: value.to_owned(),
-            });
+            labels.push((name, value));
         }
         let chunk_count = decoder.uvarint_bounded(MAX_CHUNKS_PER_SERIES, "chunk count")?;
         // Each chunk meta takes at least 3 bytes: never reserve more than the body could hold.

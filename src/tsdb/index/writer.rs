@@ -36,9 +36,9 @@ pub fn encode_index(series: &[IndexSeries]) -> Result<Vec<u8>, TsdbError> {
     // Symbols: every name and value, sorted; referenced by position.
     let mut symbol_set: BTreeSet<&str> = BTreeSet::new();
     for entry in series {
-        for label in entry.labels.iter() {
-            symbol_set.insert(&label.name);
-            symbol_set.insert(&label.value);
+        for (name, value) in entry.labels.iter() {
+            symbol_set.insert(name);
+            symbol_set.insert(value);
         }
     }
     let symbols: BTreeMap<&str, u32> = symbol_set
@@ -67,13 +67,13 @@ pub fn encode_index(series: &[IndexSeries]) -> Result<Vec<u8>, TsdbError> {
         all_ids.push(id);
         body.clear();
         put_uvarint(&mut body, entry.labels.len() as u64);
-        for label in entry.labels.iter() {
-            put_uvarint(&mut body, u64::from(symbols[label.name.as_str()]));
-            put_uvarint(&mut body, u64::from(symbols[label.value.as_str()]));
+        for (name, value) in entry.labels.iter() {
+            put_uvarint(&mut body, u64::from(symbols[name]));
+            put_uvarint(&mut body, u64::from(symbols[value]));
             postings
-                .entry(&label.name)
+                .entry(name)
                 .or_default()
-                .entry(&label.value)
+                .entry(value)
                 .or_default()
                 .push(id);
         }

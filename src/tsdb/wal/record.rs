@@ -50,9 +50,9 @@ pub fn encode_series<'a>(series: impl IntoIterator<Item = (u64, &'a Labels)>) ->
     for (series_ref, labels) in series {
         buf.extend_from_slice(&series_ref.to_be_bytes());
         put_uvarint(&mut buf, labels.len() as u64);
-        for label in labels.iter() {
-            put_uvarint_str(&mut buf, &label.name);
-            put_uvarint_str(&mut buf, &label.value);
+        for (name, value) in labels.iter() {
+            put_uvarint_str(&mut buf, name);
+            put_uvarint_str(&mut buf, value);
         }
     }
     buf
@@ -60,22 +60,27 @@ pub fn encode_series<'a>(series: impl IntoIterator<Item = (u64, &'a Labels)>) ->
 
 /// Encodes a samples record.
 pub fn encode_samples(samples: &[RefSample]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(1 + 16 + samples.len() * 12);
+    let mut buf = Vec::new();
+    encode_samples_into(&mut buf, samples);
+    buf
+}
+
+/// Encodes a samples record into `buf` (cleared first), so a writer can reuse one buffer.
+pub fn encode_samples_into(buf: &mut Vec<u8>, samples: &[RefSample]) {
+    buf.clear();
+    // Typical deltas take a byte or two each: reserve for that, growth covers the rest.
+    buf.reserve(1 + 16 + samples.len() * 12);
     buf.push(RECORD_SAMPLES);
     let Some(first) = samples.first() else {
-        return buf;
+        return;
     };
     buf.extend_from_slice(&first.series_ref.to_be_bytes());
     buf.extend_from_slice(&first.timestamp.to_be_bytes());
     for sample in samples {
-        put_varint(
-            &mut buf,
-            sample.series_ref.wrapping_sub(first.series_ref) as i64,
-        );
-        put_varint(&mut buf, sample.timestamp.wrapping_sub(first.timestamp));
+        put_varint(buf, sample.series_ref.wrapping_sub(first.series_ref) as i64);
+        put_varint(buf, sample.timestamp.wrapping_sub(first.timestamp));
         buf.extend_from_slice(&sample.value.to_bits().to_be_bytes());
     }
-    buf
 }
 
 /// Encodes a tombstones record.
