@@ -9,152 +9,52 @@
 mod common;
 
 use common::RunningNode;
+use common::prometheus::Prometheus;
+use common::target::{free_address, serve_metrics};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 /// Series the target exposes per family.
 const SERIES: u64 = 20;
 
-/// Serves `/metrics` on a free port: counters growing by their index on every scrape and a
-/// gauge with fractional values (to compare float printing), one thread per connection.
+/// Serves `/metrics`: counters growing by their index on every scrape and a gauge with
+/// fractional values (to compare float printing).
 fn serve_target() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let scrapes = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let scrapes = Arc::clone(&scrapes);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                // The request head; the body (there is none for GET) is not read.
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line == "\r\n" => break,
-                        Ok(_) => {}
-                    }
-                }
-                let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut body = String::from(
-                    "# HELP sender_requests_total Requests served.\n# TYPE sender_requests_total counter\n",
-                );
-                for index in 0..SERIES {
-                    body.push_str(&format!(
-                        "sender_requests_total{{path=\"/p{index}\"}} {}\n",
-                        n * index
-                    ));
-                }
-                body.push_str("# HELP sender_temperature_celsius A gauge.\n# TYPE sender_temperature_celsius gauge\n");
-                for index in 0..SERIES {
-                    body.push_str(&format!(
-                        "sender_temperature_celsius{{sensor=\"s{index}\"}} {}\n",
-                        (n as f64) * 0.1 + index as f64 / 3.0
-                    ));
-                }
-                let mut stream = reader.into_inner();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    address
-}
-
-fn free_address() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// A Prometheus process, killed when dropped.
-struct Prometheus {
-    child: Child,
-    address: String,
-    log: std::path::PathBuf,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, target: &str, tocsin: &str) -> Prometheus {
-        assert!(
-            Path::new(PROMETHEUS).is_file(),
-            "{PROMETHEUS} is missing: apt-get install prometheus (2.42)"
+    serve_metrics(|n| {
+        let mut body = String::from(
+            "# HELP sender_requests_total Requests served.\n# TYPE sender_requests_total counter\n",
         );
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n\
-                 remote_write:\n  - url: http://{tocsin}/api/v1/write\n    \
-                 queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n    \
-                 metadata_config:\n      send_interval: 2s\n"
-            ),
-        )
-        .unwrap();
-        let address = free_address();
-        let log = dir.join("prometheus.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prometheus-data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .arg("--log.level=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("spawn prometheus");
-        let prometheus = Prometheus {
-            child,
-            address,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = std::net::TcpStream::connect(&prometheus.address).is_ok()
-                && common::get(&prometheus.url("/-/ready")).0 == 200;
-            if ready {
-                return prometheus;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready:\n{}",
-                prometheus.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        for index in 0..SERIES {
+            body.push_str(&format!(
+                "sender_requests_total{{path=\"/p{index}\"}} {}\n",
+                n * index
+            ));
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+        body.push_str(
+            "# HELP sender_temperature_celsius A gauge.\n# TYPE sender_temperature_celsius gauge\n",
+        );
+        for index in 0..SERIES {
+            body.push_str(&format!(
+                "sender_temperature_celsius{{sensor=\"s{index}\"}} {}\n",
+                (n as f64) * 0.1 + index as f64 / 3.0
+            ));
+        }
+        body
+    })
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Prometheus scraping `target` every second and remote-writing (1.0, with metadata) to `tocsin`.
+fn start_prometheus(dir: &Path, target: &str, tocsin: &str) -> Prometheus {
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n\
+         remote_write:\n  - url: http://{tocsin}/api/v1/write\n    \
+         queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n    \
+         metadata_config:\n      send_interval: 2s\n"
+    );
+    Prometheus::start(dir, &free_address(), &config, &["--log.level=info"])
 }
 
 fn encode(value: &str) -> String {
@@ -209,7 +109,7 @@ fn prometheus_2_42_delivers_everything_it_scraped() {
     let dir = tempfile::tempdir().unwrap();
     let tocsin = RunningNode::start(dir.path(), &[]);
     let target = serve_target();
-    let prometheus = Prometheus::start(dir.path(), &target, &tocsin.address);
+    let prometheus = start_prometheus(dir.path(), &target, &tocsin.address);
 
     // Let Prometheus scrape at least 10 times (its first scrape waits for the target's
     // offset, and start-up takes a few seconds), then take a window that ends in the past.

@@ -12,117 +12,38 @@
 mod common;
 
 use common::RunningNode;
+use common::prometheus::{PROMETHEUS, Prometheus};
+use common::target::{free_address, serve_metrics};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const SERIES: u64 = 10;
 
 /// Serves `/metrics`: counters growing by their index on every scrape.
 fn serve_target() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let scrapes = Arc::new(AtomicU64::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let scrapes = Arc::clone(&scrapes);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    match reader.read_line(&mut line) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) if line == "\r\n" => break,
-                        Ok(_) => {}
-                    }
-                }
-                let n = scrapes.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut body = String::from("# TYPE shipped_total counter\n");
-                for index in 0..SERIES {
-                    body.push_str(&format!(
-                        "shipped_total{{index=\"{index}\"}} {}\n",
-                        n * index
-                    ));
-                }
-                let mut stream = reader.into_inner();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
+    serve_metrics(|n| {
+        let mut body = String::from("# TYPE shipped_total counter\n");
+        for index in 0..SERIES {
+            body.push_str(&format!(
+                "shipped_total{{index=\"{index}\"}} {}\n",
+                n * index
+            ));
         }
-    });
-    address
-}
-
-fn free_address() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+        body
+    })
 }
 
 /// A Prometheus receiving remote write on a fixed address and storage folder.
-struct Prometheus {
-    child: Child,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, address: &str) -> Prometheus {
-        let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("prometheus.log"))
-            .unwrap();
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prometheus-data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let prometheus = Prometheus { child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(address).is_ok()
-                && common::get(&format!("http://{address}/-/ready")).0 == 200
-            {
-                return prometheus;
-            }
-            assert!(Instant::now() < deadline, "prometheus did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, and wait for it to exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_prometheus(dir: &Path, address: &str) -> Prometheus {
+    Prometheus::start(
+        dir,
+        address,
+        "global:\n  scrape_interval: 1m\n",
+        &["--web.enable-remote-write-receiver"],
+    )
 }
 
 fn encode(value: &str) -> String {
@@ -203,7 +124,7 @@ fn every_stored_sample_reaches_prometheus_across_restarts() {
     let config_arg = config.display().to_string();
     let args = ["--config.file", config_arg.as_str()];
 
-    let prometheus = Prometheus::start(dir.path(), &receiver);
+    let prometheus = start_prometheus(dir.path(), &receiver);
     let mut node = RunningNode::start(dir.path(), &args);
     wait_until("samples to be sent", Duration::from_secs(30), || {
         metric(&node, "prometheus_remote_storage_samples_total") >= (SERIES * 3) as f64
@@ -217,7 +138,7 @@ fn every_stored_sample_reaches_prometheus_across_restarts() {
         || metric(&node, "prometheus_remote_storage_samples_retried_total") > 0.0,
     );
     std::thread::sleep(Duration::from_secs(2));
-    let prometheus = Prometheus::start(dir.path(), &receiver);
+    let prometheus = start_prometheus(dir.path(), &receiver);
     let sent_before = metric(&node, "prometheus_remote_storage_samples_total");
     wait_until("sending to resume", Duration::from_secs(30), || {
         metric(&node, "prometheus_remote_storage_samples_total") > sent_before + SERIES as f64
@@ -241,7 +162,7 @@ fn every_stored_sample_reaches_prometheus_across_restarts() {
     drop(node);
     let node = RunningNode::start(dir.path(), &args);
     std::thread::sleep(Duration::from_secs(2));
-    let prometheus = Prometheus::start(dir.path(), &receiver);
+    let prometheus = start_prometheus(dir.path(), &receiver);
     std::thread::sleep(Duration::from_secs(3));
 
     // Stop scraping new data from the comparison's point of view: compare once the queue has

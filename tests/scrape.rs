@@ -4,28 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::scrape::{is_stale, jobs, samples, wait_for};
+use common::target::serve_router;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use tocsin::config::Config;
-use tocsin::config::prometheus::ScrapeConfig;
 use tocsin::ingest::parse::{Entry, TextParser};
-use tocsin::ingest::scrape::{Health, STALE_NAN_BITS, ScrapeManager, ScrapeOptions};
-use tocsin::tsdb::{Matcher, Tsdb, TsdbOptions};
+use tocsin::ingest::scrape::{Health, ScrapeManager, ScrapeOptions};
+use tocsin::tsdb::{Tsdb, TsdbOptions};
 
 const FIXTURE: &str = "/work/shared/fixtures/exposition/node_exporter-1.5.0.prom.txt";
 /// The series the server stops exposing half-way (one line of the fixture).
 const VANISHING: &str = "node_boot_time_seconds";
-
-fn jobs(yaml: &str) -> Vec<ScrapeConfig> {
-    let mut config: Config = tocsin::config::parse_document(yaml, "p.yml").unwrap();
-    config.finish().unwrap();
-    config
-        .scrape_configs
-        .into_iter()
-        .map(|job| job.value)
-        .collect()
-}
 
 /// Serves `/metrics`: the fixture, without [`VANISHING`] once `trimmed` is set.
 async fn serve(body: String, trimmed: Arc<AtomicBool>) -> std::net::SocketAddr {
@@ -54,37 +45,7 @@ async fn serve(body: String, trimmed: Arc<AtomicBool>) -> std::net::SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
-}
-
-/// Every sample of the series matching `matchers` (`name` plus label pairs).
-fn samples(tsdb: &Tsdb, name: &str, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
-    let mut matchers = vec![Matcher::equal("__name__", name)];
-    matchers.extend(labels.iter().map(|(n, v)| Matcher::equal(*n, *v)));
-    let querier = tsdb.querier(i64::MIN, i64::MAX);
-    let series: Vec<_> = querier.select(&matchers).unwrap().collect();
-    assert!(series.len() <= 1, "{name}: {} series", series.len());
-    series
-        .first()
-        .map(|series| series.samples().collect())
-        .unwrap_or_default()
-}
-
-fn is_stale(value: f64) -> bool {
-    value.to_bits() == STALE_NAN_BITS
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    serve_router(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,10 +244,7 @@ async fn serve_small_exposition() -> std::net::SocketAddr {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+    serve_router(app).await
 }
 
 /// What the HTTP discovery server in a test answers.
@@ -318,10 +276,7 @@ async fn serve_http_sd(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+    serve_router(app).await
 }
 
 /// A GET through the API routes, parsed as JSON.

@@ -5,23 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::scrape::{is_stale, jobs, samples, wait_for};
+use common::target::serve_router;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use tocsin::config::Config;
-use tocsin::config::prometheus::ScrapeConfig;
-use tocsin::ingest::scrape::{STALE_NAN_BITS, ScrapeManager, ScrapeOptions};
-use tocsin::tsdb::{Matcher, Tsdb, TsdbOptions};
-
-fn jobs(yaml: &str) -> Vec<ScrapeConfig> {
-    let mut config: Config = tocsin::config::parse_document(yaml, "p.yml").unwrap();
-    config.finish().unwrap();
-    config
-        .scrape_configs
-        .into_iter()
-        .map(|job| job.value)
-        .collect()
-}
+use tocsin::ingest::scrape::{ScrapeManager, ScrapeOptions};
+use tocsin::tsdb::{Tsdb, TsdbOptions};
 
 /// Serves two series on `/metrics`; `cache_gone` only until `trimmed` is set.
 async fn serve(trimmed: Arc<AtomicBool>) -> std::net::SocketAddr {
@@ -35,44 +26,7 @@ async fn serve(trimmed: Arc<AtomicBool>) -> std::net::SocketAddr {
             async move { text }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
-}
-
-/// Samples of the one series matching `name` and the label pairs.
-fn samples(tsdb: &Tsdb, name: &str, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
-    let mut matchers = vec![Matcher::equal("__name__", name)];
-    matchers.extend(labels.iter().map(|(n, v)| Matcher::equal(*n, *v)));
-    let series: Vec<_> = tsdb
-        .querier(i64::MIN, i64::MAX)
-        .select(&matchers)
-        .unwrap()
-        .collect();
-    assert!(
-        series.len() <= 1,
-        "{name} {labels:?}: {} series",
-        series.len()
-    );
-    series
-        .first()
-        .map(|series| series.samples().collect())
-        .unwrap_or_default()
-}
-
-fn is_stale(value: f64) -> bool {
-    value.to_bits() == STALE_NAN_BITS
-}
-
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+    serve_router(app).await
 }
 
 fn config(address: std::net::SocketAddr, stage: &str) -> String {

@@ -110,7 +110,7 @@ fn a_reloaded_config_changes_the_retention_in_force() {
     .unwrap();
     let (status, body) = post(&node.url("/-/reload"));
     assert_eq!(status, 200, "{body}");
-    let log = node.log();
+    let log = node.log_when(|log| !changes(log).is_empty());
     let changed = changes(&log);
     assert_eq!(changed.len(), 1, "{log}");
     assert!(changed[0].contains("retention_time=Some(259200s)"), "{log}");
@@ -122,5 +122,8 @@ fn a_reloaded_config_changes_the_retention_in_force() {
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
     let (status, body) = post(&node.url("/-/reload"));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(changes(&node.log()).len(), 1, "{}", node.log());
+    let reloaded = |log: &str| log.matches("configuration reloaded").count();
+    let log = node.log_when(|log| reloaded(log) == 2);
+    assert_eq!(reloaded(&log), 2, "{log}");
+    assert_eq!(changes(&log).len(), 1, "{log}");
 }

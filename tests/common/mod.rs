@@ -2,6 +2,10 @@
 // Test support: a failed unwrap is a failed test.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod prometheus;
+pub mod scrape;
+pub mod target;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -106,6 +110,19 @@ impl RunningNode {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The log once `done` holds for it, waiting up to 10 s: stderr reaches the log through a
+    /// reader thread, so a line written before an HTTP answer may arrive after it.
+    pub fn log_when(&self, mut done: impl FnMut(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if done(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
