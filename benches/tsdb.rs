@@ -5,8 +5,10 @@
 //! asserts on timings: it prints figures and ratios.
 //!
 //! Phases (each system on its own, never both at once):
-//! - `append`: in this process, samples per second appended and committed to existing series
-//!   by one thread (Tocsin only: Prometheus has no comparable in-process entry point here).
+//! - `append`: in this process, samples per second appended by reference and committed to
+//!   existing series by one thread; a commit writes the WAL record (a `write`, no fsync, as
+//!   Prometheus's commit) and applies the samples to the head (Tocsin only: Prometheus has no
+//!   comparable in-process entry point here).
 //! - `bytes`: node_exporter-like data (a few thousand series × 2 h at 15 s) as OpenMetrics
 //!   text, turned into a block by `promtool tsdb create-blocks-from openmetrics`, and the same
 //!   samples appended through Tocsin's appender and cut into a block by its compaction; chunk
@@ -409,8 +411,12 @@ fn append_throughput() -> f64 {
     }
     let by_labels = (APPEND_SERIES * APPEND_ROUNDS) as f64 / began.elapsed().as_secs_f64();
     println!("# append by label set: {by_labels:.0} samples/s");
+    let fsyncs_before = tsdb.stats().wal_fsyncs;
+    let mut in_append = Duration::ZERO;
+    let mut in_commit = Duration::ZERO;
     let began = Instant::now();
     for round in rounds + 1..=2 * rounds {
+        let appending = Instant::now();
         let mut appender = tsdb.appender();
         for (i, &series_ref) in refs.iter().enumerate() {
             appender
@@ -421,10 +427,20 @@ fn append_throughput() -> f64 {
                 )
                 .unwrap();
         }
-
+        let committing = Instant::now();
+        in_append += committing - appending;
         appender.commit().unwrap();
+        in_commit += committing.elapsed();
     }
-    (APPEND_SERIES * APPEND_ROUNDS) as f64 / began.elapsed().as_secs_f64()
+    let elapsed = began.elapsed().as_secs_f64();
+    let samples = (APPEND_SERIES * APPEND_ROUNDS) as f64;
+    println!(
+        "# append by reference: {:.1} ns/sample in append_ref, {:.1} ns/sample in commit (WAL write, no fsync; {} fsyncs)",
+        in_append.as_secs_f64() * 1e9 / samples,
+        in_commit.as_secs_f64() * 1e9 / samples,
+        tsdb.stats().wal_fsyncs - fsyncs_before,
+    );
+    samples / elapsed
 }
 
 fn chunk_bytes_and_samples(folder: &Path) -> (u64, u64) {

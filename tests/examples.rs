@@ -3,7 +3,8 @@
 //! for Prometheus); `tocsin` with no arguments scrapes itself, loads its built-in rules and logs
 //! notifications; the cluster script starts three nodes that find each other and keep notifying
 //! exactly once after one is killed; the receivers example delivers by webhook and email; a
-//! Prometheus 2.42 running the remote-write example writes into Tocsin.
+//! Prometheus 2.42 running the remote-write example writes into Tocsin, and Tocsin running the
+//! other one writes into a Prometheus 2.42.
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,7 +23,10 @@ const PROMTOOL: &str = "/usr/bin/promtool";
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// Configurations under `examples/` written for Prometheus itself, not for Tocsin.
-const PROMETHEUS_CONFIGS: [&str; 1] = ["prometheus-remote-write/prometheus.yml"];
+const PROMETHEUS_CONFIGS: [&str; 2] = [
+    "prometheus-remote-write/prometheus.yml",
+    "tocsin-remote-write-to-prometheus/prometheus.yml",
+];
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,6 +87,7 @@ fn every_example_config_is_valid() {
         "cluster/node-b.yml",
         "cluster/node-c.yml",
         "receivers/tocsin.yml",
+        "tocsin-remote-write-to-prometheus/tocsin.yml",
     ] {
         assert!(
             names.contains(expected),
@@ -377,12 +382,36 @@ fn copy_example(folder: &str, to: &Path, replacements: &[(String, String)]) {
         if !path.is_file() {
             continue;
         }
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        for (from, replacement) in replacements {
-            text = text.replace(from.as_str(), replacement);
-        }
-        std::fs::write(to.join(path.file_name().unwrap()), text).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            to.join(path.file_name().unwrap()),
+            replace_all(&text, replacements),
+        )
+        .unwrap();
     }
+}
+
+/// Every `(from, to)` replaced in one pass over `text`: replacing one pair after the other would
+/// rewrite inside an earlier replacement (a free port `43489` holds the example's `4348…`).
+fn replace_all(text: &str, replacements: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(first) = rest.chars().next() {
+        match replacements
+            .iter()
+            .find(|(from, _)| !from.is_empty() && rest.starts_with(from.as_str()))
+        {
+            Some((from, replacement)) => {
+                out.push_str(replacement);
+                rest = &rest[from.len()..];
+            }
+            None => {
+                out.push(first);
+                rest = &rest[first.len_utf8()..];
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,4 +844,95 @@ fn prometheus_runs_the_remote_write_example_into_tocsin() {
     };
     let many = wait_for(Duration::from_secs(60), || count() > 100.0);
     assert!(many, "only {} series arrived", count());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tocsin remote writing into a Prometheus
+
+/// `examples/tocsin-remote-write-to-prometheus/`: a Prometheus 2.42 with its remote-write
+/// receiver on, and Tocsin scraping itself and writing into it; Prometheus answers a query with
+/// Tocsin's series.
+#[test]
+fn tocsin_runs_the_remote_write_example_into_prometheus() {
+    assert!(
+        Path::new(PROMETHEUS).is_file(),
+        "{PROMETHEUS} is missing: apt-get install prometheus (2.42)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tocsin_port = free_port(false);
+    let prometheus_port = free_port(false);
+    let config_dir = dir.path().join("tocsin-remote-write-to-prometheus");
+    copy_example(
+        "tocsin-remote-write-to-prometheus",
+        &config_dir,
+        &[
+            ("127.0.0.1:9090".into(), format!("127.0.0.1:{tocsin_port}")),
+            (
+                "127.0.0.1:9091".into(),
+                format!("127.0.0.1:{prometheus_port}"),
+            ),
+            // Scrape every second, so the first samples come sooner.
+            ("scrape_interval: 15s".into(), "scrape_interval: 1s".into()),
+        ],
+    );
+    let prometheus_base = format!("http://127.0.0.1:{prometheus_port}");
+    let prometheus = Process::start(
+        Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                config_dir.join("prometheus.yml").display()
+            ))
+            .arg("--web.enable-remote-write-receiver")
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}")),
+    );
+    let ready = wait_for(Duration::from_secs(60), || {
+        try_request("GET", &format!("{prometheus_base}/-/ready"), "")
+            .is_some_and(|(status, _)| status == 200)
+    });
+    assert!(ready, "Prometheus is not ready:\n{}", prometheus.output());
+    let tocsin = Process::start(
+        Command::new(common::TOCSIN)
+            .arg("--config.file")
+            .arg(config_dir.join("tocsin.yml"))
+            .arg("--web.listen-address")
+            .arg(format!("127.0.0.1:{tocsin_port}"))
+            .arg("--storage.path")
+            .arg(dir.path().join("tocsin-data")),
+    );
+    let arrived = wait_for(Duration::from_secs(120), || {
+        instant_query(&prometheus_base, "up{job=\"tocsin\", sender=\"tocsin\"}")
+            .iter()
+            .any(|(labels, value)| {
+                labels["instance"] == format!("127.0.0.1:{tocsin_port}") && value == "1"
+            })
+    });
+    assert!(
+        arrived,
+        "Tocsin's samples did not reach Prometheus\n--- tocsin:\n{}\n--- prometheus:\n{}",
+        tocsin.output(),
+        prometheus.output()
+    );
+    // More than `up`: Tocsin's own metrics, scraped from itself, come along.
+    let series = || -> f64 {
+        instant_query(
+            &prometheus_base,
+            "count({job=\"tocsin\", sender=\"tocsin\", __name__=~\"tocsin_.+\"})",
+        )
+        .first()
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0.0)
+    };
+    let many = wait_for(Duration::from_secs(60), || series() > 20.0);
+    assert!(many, "only {} tocsin_* series arrived", series());
+    // Prometheus keeps none of its own: it scrapes nothing, everything came from Tocsin.
+    let foreign = instant_query(
+        &prometheus_base,
+        "count({__name__=~\".+\"}) - count({sender=\"tocsin\"})",
+    );
+    assert_eq!(foreign.len(), 1, "{foreign:?}");
+    assert_eq!(foreign[0].1, "0", "{foreign:?}");
 }

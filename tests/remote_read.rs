@@ -818,4 +818,90 @@ async fn tocsin_merges_remote_series_with_its_own() {
         warned[0].starts_with("remote_read gone: error sending request: "),
         "{warned:?}"
     );
+
+    // Remote read's metrics under Prometheus's names. The filtering node's three queries
+    // (one selector each) were answered 200; its endpoint, unnamed, is named by a hash.
+    let filtering_metrics = metrics_text(&filtering.url("/metrics")).await;
+    let answered = sample_values(
+        &filtering_metrics,
+        "prometheus_remote_storage_read_queries_total{",
+        &[&format!("url=\"{remote_url}\""), "code=\"200\""],
+    );
+    assert_eq!(answered.len(), 1, "{filtering_metrics}");
+    assert!(answered[0] >= 3.0, "{filtering_metrics}");
+    let timed = sample_values(
+        &filtering_metrics,
+        "prometheus_remote_storage_read_request_duration_seconds_count{",
+        &[&format!("url=\"{remote_url}\"")],
+    );
+    assert_eq!(
+        timed, answered,
+        "every answer is timed: {filtering_metrics}"
+    );
+    assert_eq!(
+        sample_values(
+            &filtering_metrics,
+            "prometheus_remote_storage_remote_read_queries{",
+            &[&format!("url=\"{remote_url}\"")],
+        ),
+        [0.0],
+        "{filtering_metrics}"
+    );
+    // The endpoint that never answered: in flight 0, no answer counted, none timed.
+    let down_metrics = metrics_text(&down.url("/metrics")).await;
+    assert_eq!(
+        sample_values(
+            &down_metrics,
+            "prometheus_remote_storage_remote_read_queries{",
+            &["remote_name=\"gone\""],
+        ),
+        [0.0],
+        "{down_metrics}"
+    );
+    assert!(
+        sample_values(
+            &down_metrics,
+            "prometheus_remote_storage_read_queries_total{",
+            &["remote_name=\"gone\""],
+        )
+        .is_empty(),
+        "{down_metrics}"
+    );
+    assert_eq!(
+        sample_values(
+            &down_metrics,
+            "prometheus_remote_storage_read_request_duration_seconds_count{",
+            &["remote_name=\"gone\""],
+        ),
+        [0.0],
+        "{down_metrics}"
+    );
+    // The server side: every request served is finished.
+    let remote_metrics = metrics_text(&remote.url("/metrics")).await;
+    assert!(
+        remote_metrics
+            .lines()
+            .any(|line| line == "prometheus_api_remote_read_queries 0"),
+        "{remote_metrics}"
+    );
+}
+
+async fn metrics_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The values of the samples whose line starts with `prefix` and contains every one of
+/// `having`.
+fn sample_values(text: &str, prefix: &str, having: &[&str]) -> Vec<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(prefix) && having.iter().all(|part| line.contains(part)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect()
 }

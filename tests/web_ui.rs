@@ -228,6 +228,8 @@ alertmanager:
     - name: hook
       webhook_configs:
         - url: http://127.0.0.1:{port}/hook
+log_notifications:
+  receivers: [hook]
 ",
         port = upstream.port
     );
@@ -686,8 +688,30 @@ fn every_page_works_in_a_real_browser() {
     browser.assert_no_errors("rules");
 
     browser.go(&ui("status"));
+    // Every integration of the group's receiver has a rank, the log one included.
     browser.wait_for_text("#cluster", "hook/webhook/0");
+    browser.wait_for_text("#cluster", "hook/log/0");
     browser.wait_for_text("#cluster", "0 (owner)");
+    // Runtime information from /api/v1/status/runtimeinfo.
+    browser.wait_for_text("#runtime", "Worker threads");
+    let runtime = browser.text("#runtime");
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    assert!(
+        runtime.contains(&cwd),
+        "no working directory {cwd} in {runtime}"
+    );
+    assert!(runtime.contains("15d"), "no storage retention in {runtime}");
+    assert!(runtime.contains(env!("CARGO_PKG_VERSION")), "{runtime}");
+    // The head's statistics from /api/v1/status/tsdb: the scraped metric, and as many series
+    // as the API counts (read after the page, since scrapes may add series meanwhile).
+    browser.wait_for_text("#tsdb", "demo_temperature_celsius");
+    let shown: u64 = browser.text("#tsdb .head-series").trim().parse().unwrap();
+    let head = api(&node, "/api/v1/status/tsdb");
+    let counted = head["data"]["headStats"]["numSeries"].as_u64().unwrap();
+    assert!(
+        shown > 0 && shown <= counted,
+        "the page shows {shown} head series, the API {counted}"
+    );
     browser.wait_for_text("main", "web.external-url");
     browser.assert_no_errors("status");
 

@@ -6,6 +6,7 @@
 //! `#/alerts`); assets live under `/ui/assets/<version>/`, where the version is a hash of every
 //! asset, so a browser may keep them forever and an upgrade changes their URLs.
 
+use crate::alerting::nflog::ReceiverKey;
 use crate::node::Node;
 use axum::Json;
 use axum::Router;
@@ -24,63 +25,32 @@ struct Asset {
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// `asset!("pages/alerts.js", JS)`: the file `web/pages/alerts.js`, embedded at compile time.
+macro_rules! asset {
+    ($path:literal, $content_type:expr) => {
+        Asset {
+            path: $path,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../../web/", $path)),
+        }
+    };
+}
 
 static ASSETS: &[Asset] = &[
-    Asset {
-        path: "app.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../web/app.css"),
-    },
-    Asset {
-        path: "app.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/app.js"),
-    },
-    Asset {
-        path: "api.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/api.js"),
-    },
-    Asset {
-        path: "dom.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/dom.js"),
-    },
-    Asset {
-        path: "matchers.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/matchers.js"),
-    },
-    Asset {
-        path: "chart.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/chart.js"),
-    },
-    Asset {
-        path: "pages/alerts.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/pages/alerts.js"),
-    },
-    Asset {
-        path: "pages/silences.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/pages/silences.js"),
-    },
-    Asset {
-        path: "pages/query.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/pages/query.js"),
-    },
-    Asset {
-        path: "pages/status.js",
-        content_type: JS,
-        bytes: include_bytes!("../../web/pages/status.js"),
-    },
-    Asset {
-        path: "favicon.svg",
-        content_type: "image/svg+xml",
-        bytes: include_bytes!("../../web/favicon.svg"),
-    },
+    asset!("app.css", CSS),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("matchers.js", JS),
+    asset!("chart.js", JS),
+    asset!("pages/alerts.js", JS),
+    asset!("pages/silences.js", JS),
+    asset!("pages/query.js", JS),
+    asset!("pages/status.js", JS),
+    asset!("favicon.svg", SVG),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("../../web/index.html");
@@ -267,28 +237,15 @@ struct UiRank {
     wait_seconds: f64,
 }
 
-/// The integrations of every receiver as the pipeline keys them (`name/kind/index`): webhooks
-/// first, then emails, each counted from 0.
-fn integration_keys(node: &Node) -> Vec<crate::alerting::nflog::ReceiverKey> {
-    let config = node.config();
-    let mut keys = Vec::new();
-    for receiver in &config.alertmanager.receivers {
-        let receiver = &receiver.value;
-        let kinds = [
-            ("webhook", receiver.webhook_configs.len()),
-            ("email", receiver.email_configs.len()),
-        ];
-        for (kind, count) in kinds {
-            for index in 0..count {
-                keys.push(crate::alerting::nflog::ReceiverKey {
-                    name: receiver.name.value.clone(),
-                    integration: kind.to_string(),
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                });
-            }
-        }
-    }
-    keys
+/// The integrations of every receiver, as the pipeline keys them (`name/kind/index`), taken
+/// from the integrations the node delivers through, so every kind (webhook, email, the log of
+/// `log_notifications`) counts and none is listed that does not send.
+fn integration_keys(alerting: &crate::node::alerting::AlertingRuntime) -> Vec<ReceiverKey> {
+    alerting
+        .delivery_stats()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
 }
 
 async fn cluster(State(node): State<Arc<Node>>) -> Response {
@@ -299,7 +256,7 @@ async fn cluster(State(node): State<Arc<Node>>) -> Response {
         )
             .into_response();
     };
-    let keys = integration_keys(&node);
+    let keys = integration_keys(alerting);
     let (mut ranks, total_groups) = alerting.read(|pipeline| {
         let view = pipeline.cluster_view().clone();
         let mut ranks = Vec::new();

@@ -9,4 +9,5 @@ pub mod discovery;
 pub mod parse;
 pub mod relabel;
 pub mod scrape;
+pub mod series_hash;
 pub mod targets;

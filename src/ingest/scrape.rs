@@ -17,8 +17,9 @@
 
 use super::discovery::{self, Discovery, DiscoveryOptions, Sources};
 use super::parse::MetricType;
-use super::parse::{Entry, OpenMetricsParser, ParseError, TextParser};
+use super::parse::{Entry, Escaped, OpenMetricsParser, ParseError, TextParser};
 use super::relabel::{self, LabelBuilder};
+use super::series_hash::SeriesHashState;
 use super::targets::{self, Populated, Target, TargetGroup};
 use crate::config::http_client::HttpClientConfig;
 use crate::config::prometheus::{NameValidation, ScrapeConfig, ScrapeProtocol};
@@ -224,19 +225,49 @@ const SERIES_HASHER: std::hash::BuildHasherDefault<std::hash::DefaultHasher> =
 /// Series by label-set hash, for staleness (Prometheus's `seriesCur`/`seriesPrev`).
 type SeenSeries = RefMap<Arc<Labels>>;
 
+/// A line's entry in the scrape cache.
+#[derive(Debug)]
+struct CacheEntry {
+    /// Its series, `None` when relabeling dropped it.
+    series: Option<CachedSeries>,
+    /// The number of the last scrape that exposed it ([`LoopCache::scrape`]).
+    scrape: u64,
+}
+
+/// The report series' names, in the order [`LoopCache::report`] keeps them.
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
 /// What a loop remembers between scrapes.
 #[derive(Debug, Default)]
 struct LoopCache {
-    /// Exposition text of a series (name and braces' contents) to its cached labels and
-    /// reference, `None` when relabeling dropped it. Holds exactly the series of the last
-    /// successful scrape: one a scrape does not expose is dropped.
-    series: HashMap<String, Option<CachedSeries>>,
+    /// A series' exposition text ([`super::parse::Sample::series`]) to its cached labels
+    /// and reference: one hash (a fast one) and one comparison per line, no copy. After a
+    /// successful scrape it holds exactly that scrape's series: the others are dropped.
+    series: HashMap<Box<[u8]>, CacheEntry, SeriesHashState>,
+    /// Counts scrapes, to tell the entries a scrape exposed.
+    scrape: u64,
     /// Series of the last scrape that get stale markers when they vanish.
     seen: SeenSeries,
+    /// An empty map whose room the next scrape's `seen` reuses.
+    spare_seen: SeenSeries,
     /// The timestamp of the last scrape, in milliseconds.
     last_ms: Option<i64>,
     /// The metadata of the last successful scrape.
     metadata: Arc<TargetMetadata>,
+    /// That scrape's `# HELP`, `# TYPE` and `# UNIT` lines as [`metadata_text`] encodes
+    /// them: a scrape with the same lines keeps `metadata` instead of building it again.
+    metadata_text: Vec<u8>,
+    /// The report series (in [`REPORT_NAMES`] order), made on the first scrape, with their
+    /// references once appended.
+    report: Vec<(Labels, Option<SeriesRef>)>,
+    /// The body buffer, kept between scrapes so that its room is reused.
+    body: Vec<u8>,
 }
 
 /// The targets and caches of a changed job's old loops, by target hash.
@@ -730,7 +761,11 @@ async fn run_discovery(
         sync_targets(&shared, &state, &groups, &mut handovers);
         // Loops of the old configuration whose targets are gone: their series go stale.
         for (_, (target, cache)) in handovers.drain() {
-            tokio::spawn(end_of_run_staleness(Arc::clone(&shared), target, cache));
+            tokio::spawn(end_of_run_staleness(
+                Arc::clone(&shared),
+                Arc::new(target),
+                cache,
+            ));
         }
     }
 }
@@ -794,10 +829,10 @@ fn sync_targets(
                 // new configuration.
                 let mut old = lock(&old);
                 Arc::new(Mutex::new(LoopCache {
-                    series: HashMap::new(),
                     seen: std::mem::take(&mut old.seen),
                     last_ms: old.last_ms,
                     metadata: Arc::clone(&old.metadata),
+                    ..LoopCache::default()
                 }))
             }
             None => Arc::new(Mutex::new(LoopCache::default())),
@@ -835,6 +870,8 @@ async fn run_loop(
     cache: Arc<Mutex<LoopCache>>,
     mut stop: watch::Receiver<Option<StopMode>>,
 ) {
+    // Shared with each scrape's blocking task rather than copied into it.
+    let target = Arc::new(target);
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos());
@@ -854,11 +891,12 @@ async fn run_loop(
         }
         let started = SystemTime::now();
         let clock = Instant::now();
-        let fetched = fetch(&shared, &target).await;
+        let buffer = std::mem::take(&mut lock(&cache).body);
+        let fetched = fetch(&shared, &target, buffer).await;
         let duration = clock.elapsed();
         let appended = {
             let shared = Arc::clone(&shared);
-            let target = target.clone();
+            let target = Arc::clone(&target);
             let cache = Arc::clone(&cache);
             tokio::task::spawn_blocking(move || {
                 let mut cache = lock(&cache);
@@ -904,7 +942,7 @@ async fn run_loop(
 /// refused.)
 async fn end_of_run_staleness(
     shared: Arc<PoolShared>,
-    target: Target,
+    target: Arc<Target>,
     cache: Arc<Mutex<LoopCache>>,
 ) {
     let Some(last_ms) = lock(&cache).last_ms else {
@@ -965,7 +1003,8 @@ fn parser_for(content_type: &str, fallback: Option<ScrapeProtocol>) -> Result<bo
     }
 }
 
-async fn fetch(shared: &PoolShared, target: &Target) -> Result<Body, String> {
+/// Fetches the target's body into `bytes` (emptied first; its room is reused).
+async fn fetch(shared: &PoolShared, target: &Target, mut bytes: Vec<u8>) -> Result<Body, String> {
     if shared.over_target_limit.load(Ordering::Relaxed) {
         return Err(format!(
             "target_limit exceeded (limit: {})",
@@ -1006,7 +1045,15 @@ async fn fetch(shared: &PoolShared, target: &Target) -> Result<Body, String> {
             .unwrap_or("")
             .to_string();
         let openmetrics = parser_for(&content_type, shared.config.fallback_scrape_protocol)?;
-        let mut bytes = Vec::new();
+        bytes.clear();
+        // Room for the whole body up front when its size is announced and allowed (gzip
+        // bodies are decoded as they stream, so their size is not known: the kept room from
+        // the last scrape serves).
+        if let Some(announced) = response.content_length()
+            && announced <= limit
+        {
+            bytes.reserve(usize::try_from(announced).unwrap_or(0));
+        }
         while let Some(chunk) = response
             .chunk()
             .await
@@ -1064,11 +1111,12 @@ fn append_scrape(
     let mut counts = Counts::default();
     let mut scrape_error = None;
     let mut appender = tsdb.appender();
-    let mut next_seen = SeenSeries::default();
+    cache.scrape += 1;
+    let mut next_seen = std::mem::take(&mut cache.spare_seen);
+    next_seen.clear();
     match fetched {
         Ok(body) => {
-            let mut next_series = HashMap::new();
-            let mut metadata = TargetMetadata::new();
+            let mut lines = Vec::new();
             let result = if body.openmetrics {
                 append_samples(
                     shared,
@@ -1078,9 +1126,8 @@ fn append_scrape(
                     &mut appender,
                     now_ms,
                     &mut counts,
-                    &mut next_series,
                     &mut next_seen,
-                    &mut metadata,
+                    &mut lines,
                 )
             } else {
                 append_samples(
@@ -1091,15 +1138,21 @@ fn append_scrape(
                     &mut appender,
                     now_ms,
                     &mut counts,
-                    &mut next_series,
                     &mut next_seen,
-                    &mut metadata,
+                    &mut lines,
                 )
             };
             match result {
                 Ok(()) => {
-                    cache.series = next_series;
-                    cache.metadata = Arc::new(metadata);
+                    // The series this scrape did not expose leave the cache.
+                    let scrape = cache.scrape;
+                    cache.series.retain(|_, entry| entry.scrape == scrape);
+                    let mut text = Vec::with_capacity(cache.metadata_text.len());
+                    metadata_text(&lines, &mut text);
+                    if text != cache.metadata_text {
+                        cache.metadata = Arc::new(build_metadata(&lines));
+                        cache.metadata_text = text;
+                    }
                 }
                 Err(error) => {
                     // Nothing of a failed scrape is kept; its series go stale.
@@ -1108,6 +1161,10 @@ fn append_scrape(
                     scrape_error = Some(error);
                 }
             }
+            drop(lines);
+            let mut bytes = body.bytes;
+            bytes.clear();
+            cache.body = bytes;
         }
         Err(error) => scrape_error = Some(error),
     }
@@ -1117,18 +1174,26 @@ fn append_scrape(
             let _ = appender.append(series, now_ms, f64::from_bits(STALE_NAN_BITS));
         }
     }
-    cache.seen = next_seen;
+    let mut last_seen = std::mem::replace(&mut cache.seen, next_seen);
+    last_seen.clear();
+    cache.spare_seen = last_seen;
     cache.last_ms = Some(now_ms);
     let up = if scrape_error.is_none() { 1.0 } else { 0.0 };
-    let report = [
-        ("up", up),
-        ("scrape_duration_seconds", duration.as_secs_f64()),
-        ("scrape_samples_scraped", counts.total as f64),
-        ("scrape_samples_post_metric_relabeling", counts.added as f64),
-        ("scrape_series_added", counts.series_added as f64),
+    let values = [
+        up,
+        duration.as_secs_f64(),
+        counts.total as f64,
+        counts.added as f64,
+        counts.series_added as f64,
     ];
-    for (name, value) in report {
-        let _ = appender.append(&report_labels(target, name), now_ms, value);
+    if cache.report.len() != REPORT_NAMES.len() {
+        cache.report = REPORT_NAMES
+            .iter()
+            .map(|name| (report_labels(target, name), None))
+            .collect();
+    }
+    for ((labels, series_ref), value) in cache.report.iter_mut().zip(values) {
+        let _ = append_by_ref(&mut appender, labels, series_ref, now_ms, value);
     }
     appender
         .commit()
@@ -1137,6 +1202,92 @@ fn append_scrape(
         None => Ok(counts.added),
         Some(error) => Err(error),
     }
+}
+
+/// Appends `(t, v)` to the series `labels` by its reference when known (then by labels if
+/// the head no longer has it), keeping the reference for next time.
+fn append_by_ref(
+    appender: &mut crate::tsdb::Appender<'_>,
+    labels: &Labels,
+    series_ref: &mut Option<SeriesRef>,
+    t: i64,
+    v: f64,
+) -> Result<SeriesRef, AppendError> {
+    let appended = match *series_ref {
+        Some(known) => match appender.append_ref(known, t, v) {
+            // A head compaction dropped the series: by labels, which re-creates it.
+            Err(AppendError::UnknownSeries) => appender.append(labels, t, v),
+            other => other.map(|()| known),
+        },
+        None => appender.append(labels, t, v),
+    };
+    if let Ok(known) = appended {
+        *series_ref = Some(known);
+    }
+    appended
+}
+
+/// A `# HELP`, `# TYPE` or `# UNIT` line of a scrape, borrowed from its body.
+#[derive(Debug, Clone, Copy)]
+enum MetadataLine<'a> {
+    Help(Escaped<'a>, Escaped<'a>),
+    Type(Escaped<'a>, MetricType),
+    Unit(Escaped<'a>, &'a str),
+}
+
+/// The lines as one byte string (a tag, then each part with its length before it), to tell
+/// whether a scrape's metadata is the same as the last one's without building it.
+fn metadata_text(lines: &[MetadataLine<'_>], out: &mut Vec<u8>) {
+    let part = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for line in lines {
+        match line {
+            MetadataLine::Help(name, text) => {
+                // The text format's help keeps `\"` as written and OpenMetrics' decodes it:
+                // the same raw text may mean two things, so the decoding is part of the key.
+                out.push(if text.unescape_quotes() { b'H' } else { b'h' });
+                part(out, name.raw().as_bytes());
+                part(out, text.raw().as_bytes());
+            }
+            MetadataLine::Type(name, kind) => {
+                out.push(b'T');
+                part(out, name.raw().as_bytes());
+                part(out, kind.as_str().as_bytes());
+            }
+            MetadataLine::Unit(name, unit) => {
+                out.push(b'U');
+                part(out, name.raw().as_bytes());
+                part(out, unit.as_bytes());
+            }
+        }
+    }
+}
+
+/// The metadata the lines declare, by family (the last line of a kind wins).
+fn build_metadata(lines: &[MetadataLine<'_>]) -> TargetMetadata {
+    let mut metadata = TargetMetadata::new();
+    for line in lines {
+        match line {
+            MetadataLine::Help(name, text) => {
+                if let Some(family) = metadata_entry(&mut metadata, &name.unescape()) {
+                    family.help = text.unescape().into_owned();
+                }
+            }
+            MetadataLine::Type(name, kind) => {
+                if let Some(family) = metadata_entry(&mut metadata, &name.unescape()) {
+                    family.kind = kind.as_str();
+                }
+            }
+            MetadataLine::Unit(name, unit) => {
+                if let Some(family) = metadata_entry(&mut metadata, &name.unescape()) {
+                    family.unit = unit.to_string();
+                }
+            }
+        }
+    }
+    metadata
 }
 
 /// A report series' labels: its name and the target's labels (Prometheus's
@@ -1155,34 +1306,35 @@ fn append_samples<'a>(
     appender: &mut crate::tsdb::Appender<'_>,
     now_ms: i64,
     counts: &mut Counts,
-    next_series: &mut HashMap<String, Option<CachedSeries>>,
     next_seen: &mut SeenSeries,
-    metadata: &mut TargetMetadata,
+    metadata: &mut Vec<MetadataLine<'a>>,
 ) -> Result<(), String> {
     let config = &shared.config;
-    let sample_limit = config.sample_limit;
-    let mut sample_limit_exceeded = false;
-    let mut key = String::new();
+    let scrape = cache.scrape;
+    let mut line = LineContext {
+        shared,
+        appender,
+        now_ms,
+        counts,
+        next_seen,
+        sample_limit_exceeded: false,
+    };
+    // Series of this scrape, for the bound on the cache.
+    let mut exposed = 0usize;
     for entry in parser {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
         let sample = match entry {
             Entry::Sample(sample) => sample,
             Entry::Help { name, text } => {
-                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
-                    family.help = text.unescape().into_owned();
-                }
+                metadata.push(MetadataLine::Help(name, text));
                 continue;
             }
             Entry::Type { name, kind } => {
-                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
-                    family.kind = kind.as_str();
-                }
+                metadata.push(MetadataLine::Type(name, kind));
                 continue;
             }
             Entry::Unit { name, unit } => {
-                if let Some(family) = metadata_entry(metadata, &name.unescape()) {
-                    family.unit = unit.to_string();
-                }
+                metadata.push(MetadataLine::Unit(name, unit));
                 continue;
             }
             _ => continue,
@@ -1192,60 +1344,94 @@ fn append_samples<'a>(
         if sample.is_created() {
             continue;
         }
-        counts.total += 1;
-        key.clear();
-        key.push_str(sample.name.raw());
-        key.push('\u{0}');
-        key.push_str(sample.labels.raw());
-        // This scrape's entry for the series: seen earlier in this scrape, carried over
-        // from the last one, or built (labels, relabeling, limits) for a new series.
-        let entry = if next_series.contains_key(key.as_str()) {
-            next_series.get_mut(key.as_str())
-        } else {
-            match cache.series.remove_entry(key.as_str()) {
-                Some((owned_key, cached)) => Some(next_series.entry(owned_key).or_insert(cached)),
-                None => {
-                    if next_series.len() >= MAX_SERIES_PER_TARGET {
-                        return Err(format!(
-                            "more than {MAX_SERIES_PER_TARGET} series in one scrape"
-                        ));
-                    }
-                    let built = series_labels(shared, target, &sample)?.map(CachedSeries::new);
-                    if built.is_some() {
-                        counts.series_added += 1;
-                    }
-                    Some(next_series.entry(key.clone()).or_insert(built))
+        line.counts.total += 1;
+        // The series' entry: carried over from an earlier scrape (or seen earlier in this
+        // one), or built (labels, relabeling, limits) for a new series. The borrow of the
+        // found entry ends in its arm, so the other arm may insert.
+        match cache.series.get_mut(sample.series) {
+            Some(entry) => {
+                if entry.scrape != scrape {
+                    entry.scrape = scrape;
+                    exposed += 1;
                 }
+                line.append(&sample, entry);
             }
+            None => {
+                if cache.series.len() >= MAX_SERIES_PER_TARGET {
+                    // Make room by dropping what the last scrape had and this one lacks.
+                    cache.series.retain(|_, entry| entry.scrape == scrape);
+                }
+                if exposed >= MAX_SERIES_PER_TARGET || cache.series.len() >= MAX_SERIES_PER_TARGET {
+                    return Err(format!(
+                        "more than {MAX_SERIES_PER_TARGET} series in one scrape"
+                    ));
+                }
+                exposed += 1;
+                let built = series_labels(shared, target, &sample)?.map(CachedSeries::new);
+                if built.is_some() {
+                    line.counts.series_added += 1;
+                }
+                let entry = cache
+                    .series
+                    .entry(Box::from(sample.series))
+                    .or_insert(CacheEntry {
+                        series: built,
+                        scrape,
+                    });
+                line.append(&sample, entry);
+            }
+        }
+    }
+    if line.sample_limit_exceeded {
+        shared
+            .counters
+            .exceeded_sample_limit
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(format!(
+            "sample limit exceeded (limit: {})",
+            config.sample_limit
+        ));
+    }
+    Ok(())
+}
+
+/// What appending one scraped line needs besides the line and its cache entry.
+struct LineContext<'s, 'b, 'c> {
+    shared: &'s PoolShared,
+    appender: &'s mut crate::tsdb::Appender<'b>,
+    now_ms: i64,
+    counts: &'c mut Counts,
+    next_seen: &'c mut SeenSeries,
+    sample_limit_exceeded: bool,
+}
+
+impl LineContext<'_, '_, '_> {
+    /// Appends a sample of a cached series (nothing when relabeling dropped it), with the
+    /// sample limit, `honor_timestamps` and the staleness bookkeeping.
+    fn append(&mut self, sample: &super::parse::Sample<'_>, entry: &mut CacheEntry) {
+        let Some(series) = &mut entry.series else {
+            return;
         };
-        let Some(Some(series)) = entry else {
-            continue;
-        };
-        counts.added += 1;
-        if sample_limit > 0 && counts.added > sample_limit {
+        let config = &self.shared.config;
+        self.counts.added += 1;
+        if config.sample_limit > 0 && self.counts.added > config.sample_limit {
             // Keep counting what the target exposes; the scrape fails at the end.
-            sample_limit_exceeded = true;
-            continue;
+            self.sample_limit_exceeded = true;
+            return;
         }
         let timestamp = match sample.timestamp_ms {
             Some(t) if config.honor_timestamps => t,
-            _ => now_ms,
+            _ => self.now_ms,
         };
         // A refused sample is counted; the scrape goes on, as in Prometheus.
-        let counters = &shared.counters;
-        let appended = match series.series_ref {
-            Some(series_ref) => match appender.append_ref(series_ref, timestamp, sample.value) {
-                // A head compaction dropped the series: by labels, which re-creates it.
-                Err(AppendError::UnknownSeries) => {
-                    appender.append(&series.labels, timestamp, sample.value)
-                }
-                other => other.map(|()| series_ref),
-            },
-            None => appender.append(&series.labels, timestamp, sample.value),
-        };
-        if let Ok(series_ref) = appended {
-            series.series_ref = Some(series_ref);
-        }
+        let appended = append_by_ref(
+            self.appender,
+            &series.labels,
+            &mut series.series_ref,
+            timestamp,
+            sample.value,
+        );
+        let counters = &self.shared.counters;
         match appended {
             Ok(_) => {}
             Err(AppendError::OutOfOrder) => {
@@ -1261,17 +1447,11 @@ fn append_samples<'a>(
         }
         let explicit = sample.timestamp_ms.is_some() && config.honor_timestamps;
         if !explicit || config.track_timestamps_staleness {
-            next_seen.insert(series.hash, Arc::clone(&series.labels));
+            self.next_seen
+                .entry(series.hash)
+                .or_insert_with(|| Arc::clone(&series.labels));
         }
     }
-    if sample_limit_exceeded {
-        shared
-            .counters
-            .exceeded_sample_limit
-            .fetch_add(1, Ordering::Relaxed);
-        return Err(format!("sample limit exceeded (limit: {sample_limit})"));
-    }
-    Ok(())
 }
 
 /// The metadata slot of a family, made on first sight; `None` once the target has
@@ -1411,14 +1591,7 @@ fn write_end_of_run_staleness(
     for (_, series) in cache.seen.drain() {
         let _ = appender.append(&series, stale_ms, stale);
     }
-
-    for name in [
-        "up",
-        "scrape_duration_seconds",
-        "scrape_samples_scraped",
-        "scrape_samples_post_metric_relabeling",
-        "scrape_series_added",
-    ] {
+    for name in REPORT_NAMES {
         let _ = appender.append(&report_labels(target, name), stale_ms, stale);
     }
     appender

@@ -302,6 +302,7 @@ pub async fn run(options: NodeOptions) -> anyhow::Result<()> {
     let remote_write_runtime = remote_write::RemoteWriteRuntime::new(
         &node.options.storage_path,
         &tsdb.folder().join("wal"),
+        Arc::clone(&node.ingest) as Arc<dyn crate::remote::write::MetadataSource>,
     );
     remote_write_runtime
         .apply_config(&node.config())

@@ -4,7 +4,9 @@
 
 use crate::config::LoadedConfig;
 use crate::config::prometheus::RemoteWriteConfig;
-use crate::remote::write::{Queue, QueueSettings, RemoteClient};
+use crate::remote::write::{
+    MetadataSource, Queue, QueueSettings, RemoteClient, TargetMetadataSnapshot,
+};
 use crate::telemetry::Telemetry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,8 @@ pub struct RemoteWriteRuntime {
     applying: tokio::sync::Mutex<()>,
     /// Where reloads (which arrive on blocking threads) run their async part.
     runtime: tokio::runtime::Handle,
+    /// The scrape targets' metric metadata the queues send.
+    metadata: Arc<dyn MetadataSource>,
 }
 
 impl std::fmt::Debug for RemoteWriteRuntime {
@@ -66,9 +70,16 @@ struct Planned {
 }
 
 impl RemoteWriteRuntime {
-    /// No queues yet; `apply_config` starts them. Must be called inside a tokio runtime.
-    pub fn new(storage_path: &Path, wal_folder: &Path) -> Arc<RemoteWriteRuntime> {
+    /// No queues yet; `apply_config` starts them. `metadata` is where the targets' metric
+    /// metadata comes from (the node's scrape manager once it runs). Must be called inside a
+    /// tokio runtime.
+    pub fn new(
+        storage_path: &Path,
+        wal_folder: &Path,
+        metadata: Arc<dyn MetadataSource>,
+    ) -> Arc<RemoteWriteRuntime> {
         Arc::new(RemoteWriteRuntime {
+            metadata,
             runtime: tokio::runtime::Handle::current(),
             storage_path: storage_path.to_path_buf(),
             wal_folder: wal_folder.to_path_buf(),
@@ -118,6 +129,7 @@ impl RemoteWriteRuntime {
                         .join("remote_write")
                         .join(format!("{key}.json")),
                     queue: config.queue_config.clone(),
+                    metadata: config.metadata_config.clone(),
                     external_labels: external.clone(),
                     relabel: config.write_relabel_configs.clone(),
                     names,
@@ -180,7 +192,7 @@ impl RemoteWriteRuntime {
                 continue;
             };
             tracing::info!(remote_name = %plan.settings.remote_name, url = %plan.settings.url, "starting remote write queue");
-            let queue = Queue::start(plan.settings, client)?;
+            let queue = Queue::start(plan.settings, client, Some(Arc::clone(&self.metadata)))?;
             lock(&self.endpoints).insert(
                 plan.key,
                 Endpoint {
@@ -231,6 +243,26 @@ impl RemoteWriteRuntime {
 
     pub fn register_metrics(self: &Arc<Self>, telemetry: &Telemetry) {
         telemetry.register_collector(Box::new(RemoteWriteMetrics(Arc::clone(self))));
+    }
+}
+
+/// The scrape manager's active targets, once ingestion runs (none before: the queues start
+/// before scraping does).
+impl MetadataSource for super::ingest::IngestHandle {
+    fn active_targets_metadata(&self) -> Vec<TargetMetadataSnapshot> {
+        let Some(ingest) = self.get() else {
+            return Vec::new();
+        };
+        ingest
+            .scrape
+            .active_targets()
+            .into_iter()
+            .map(|active| TargetMetadataSnapshot {
+                job: active.target.labels.get("job").to_string(),
+                instance: active.target.labels.get("instance").to_string(),
+                metadata: active.status.metadata,
+            })
+            .collect()
     }
 }
 

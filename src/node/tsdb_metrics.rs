@@ -237,7 +237,7 @@ impl prometheus_client::collector::Collector for TsdbMetrics {
             ),
             counter(
                 "tocsin_tsdb_wal_fsyncs",
-                "WAL fsyncs done by commits",
+                "WAL and write-behind-log fsyncs (segment cuts, checkpoints, deletions, closes)",
                 stats.wal_fsyncs as f64,
             ),
             counter(

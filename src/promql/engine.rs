@@ -361,6 +361,14 @@ pub(crate) struct RangeColumns {
     pub non_counters: Vec<(String, Vec<bool>)>,
 }
 
+/// A range function over a subquery at every outer time (see `functions/range.rs`): the
+/// columns index `labels` and `drop_name`, one entry per inner series.
+pub(crate) struct SubqueryColumns {
+    pub columns: RangeColumns,
+    pub labels: Vec<Labels>,
+    pub drop_name: Vec<bool>,
+}
+
 /// Groups of an aggregation: ids by group key, found by label-set identity per sample.
 #[derive(Default)]
 pub(crate) struct GroupMemo {
@@ -466,6 +474,10 @@ pub(crate) struct Evaluator<'a> {
     grids: HashMap<usize, Grid>,
     /// Per matrix selector node, its range function precomputed over its grid.
     pub range_columns: HashMap<usize, Rc<RangeColumns>>,
+    /// Per subquery node, the grid of outer times it is evaluated at.
+    subquery_grids: HashMap<usize, Grid>,
+    /// Per subquery node, the range function over it precomputed over its outer grid.
+    pub subquery_columns: HashMap<usize, Rc<SubqueryColumns>>,
     /// Per aggregation node, its groups.
     pub group_memos: HashMap<usize, GroupMemo>,
     /// Per binary operation node, its match signatures and result labels.
@@ -476,6 +488,11 @@ pub(crate) struct Evaluator<'a> {
 
 pub(crate) fn node_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
+}
+
+/// A subquery node's key in the per-node maps (its address, stable while the AST is borrowed).
+pub(crate) fn subquery_key(sq: &SubqueryExpr) -> usize {
+    sq as *const SubqueryExpr as usize
 }
 
 impl<'a> Evaluator<'a> {
@@ -499,6 +516,8 @@ impl<'a> Evaluator<'a> {
             subquery_series: HashMap::new(),
             grids: HashMap::new(),
             range_columns: HashMap::new(),
+            subquery_grids: HashMap::new(),
+            subquery_columns: HashMap::new(),
             group_memos: HashMap::new(),
             binary_memos: HashMap::new(),
             cursors: HashMap::new(),
@@ -528,7 +547,7 @@ impl<'a> Evaluator<'a> {
             .saturating_sub(offset_ms(offset))
     }
 
-    fn subquery_step(&self, sq: &SubqueryExpr) -> i64 {
+    pub(crate) fn subquery_step(&self, sq: &SubqueryExpr) -> i64 {
         match &sq.step {
             Some(s) if !s.is_zero() => duration_ms(s),
             _ => self.interval,
@@ -563,6 +582,7 @@ impl<'a> Evaluator<'a> {
                     ),
                     None => (s, e, grid),
                 };
+                self.subquery_grids.insert(subquery_key(sq), grid);
                 let off = offset_ms(&sq.offset);
                 let range = duration_ms(&sq.range);
                 let step = self.subquery_step(sq).max(1);
@@ -632,6 +652,11 @@ impl<'a> Evaluator<'a> {
         self.budget.check_samples(samples)?;
         self.selected.insert(node_key(vs), series);
         Ok(())
+    }
+
+    /// The grid of outer times a subquery is evaluated at.
+    pub(crate) fn subquery_grid(&self, sq: &SubqueryExpr) -> Option<Grid> {
+        self.subquery_grids.get(&subquery_key(sq)).copied()
     }
 
     /// The grid of times a matrix selector is evaluated at.
@@ -859,7 +884,7 @@ impl<'a> Evaluator<'a> {
             .div_euclid(step)
             .saturating_add(1)
             .saturating_mul(step);
-        let node = sq as *const SubqueryExpr as usize;
+        let node = subquery_key(sq);
         // Inner steps are aligned to absolute multiples of the step, so consecutive outer steps
         // share all but a few of them: each is evaluated once and kept while later windows can
         // still use it (evaluation times only increase within one enclosing evaluation).
@@ -968,7 +993,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The subquery's inner expression at one inner step, as a vector.
-    fn eval_subquery_step(
+    pub(crate) fn eval_subquery_step(
         &mut self,
         sq: &SubqueryExpr,
         ts: i64,

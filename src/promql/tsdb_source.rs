@@ -45,7 +45,8 @@ fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, StorageError>
 }
 
 fn convert_labels(labels: &tsdb::Labels) -> Labels {
-    Labels::from_pairs(labels.iter())
+    // The TSDB's label sets are sorted by name with unique names: no per-label search.
+    Labels::from_sorted_pairs(labels.iter())
 }
 
 impl<'a> TsdbSource<'a> {
@@ -129,14 +130,10 @@ impl Queryable for TsdbSource<'_> {
         let querier = self.tsdb.querier(mint_ms, maxt_ms);
         let mut out = Vec::new();
         for series in querier.select(&converted).map_err(internal)? {
-            let mut iterator = series.samples();
-            let samples: Vec<_> = iterator.by_ref().collect();
-            if let Some(error) = iterator.error() {
-                return Err(StorageError::Internal(format!(
-                    "series {}: {error}",
-                    series.labels
-                )));
-            }
+            let mut samples = Vec::new();
+            series.samples_into(&mut samples).map_err(|error| {
+                StorageError::Internal(format!("series {}: {error}", series.labels))
+            })?;
             if samples.is_empty() {
                 continue;
             }
@@ -145,6 +142,8 @@ impl Queryable for TsdbSource<'_> {
                 samples,
             });
         }
+        // The querier returns series sorted in the same pair-by-pair order: this only checks
+        // (one comparison per series) unless a source broke the order.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }

@@ -38,6 +38,23 @@ impl Labels {
         labels
     }
 
+    /// Builds a set from pairs already sorted by name with unique names (a TSDB label set);
+    /// empty values are dropped. Unsorted input falls back to [`Labels::from_pairs`].
+    pub fn from_sorted_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Self {
+        let labels: Vec<Label> = pairs
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect();
+        if labels.windows(2).all(|pair| pair[0].name < pair[1].name) {
+            return Labels(Arc::new(labels));
+        }
+        Labels::from_pairs(labels.into_iter().map(|label| (label.name, label.value)))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Label> {
         self.0.iter()
     }
@@ -246,6 +263,15 @@ mod tests {
         assert_eq!(l.get("a"), "1");
         assert_eq!(l.get("c"), "");
         assert_eq!(l.to_string(), "{a=\"1\", b=\"2\"}");
+    }
+
+    #[test]
+    fn from_sorted_pairs_matches_from_pairs() {
+        let sorted = Labels::from_sorted_pairs([("a", "1"), ("b", ""), ("c", "3")]);
+        assert_eq!(sorted, Labels::from_pairs([("c", "3"), ("a", "1")]));
+        // Out of order or repeated names still give a proper set.
+        let unsorted = Labels::from_sorted_pairs([("c", "3"), ("a", "1"), ("a", "2")]);
+        assert_eq!(unsorted, Labels::from_pairs([("a", "2"), ("c", "3")]));
     }
 
     #[test]

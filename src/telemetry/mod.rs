@@ -128,6 +128,15 @@ impl Telemetry {
         }
     }
 
+    /// Whether the last reload attempt succeeded, and when the last successful one was
+    /// (seconds since the epoch): what `/api/v1/status/runtimeinfo` reports.
+    pub fn last_reload(&self) -> (bool, f64) {
+        (
+            self.config_last_reload_successful.get() != 0,
+            self.config_last_reload_success_timestamp.get(),
+        )
+    }
+
     pub fn record_http_request(&self, handler: &str, code: u16, seconds: f64) {
         self.http_requests
             .get_or_create(&HttpRequestLabels {

@@ -10,7 +10,11 @@
 //! ([`super::compact`]) and blocks beyond retention deleted.
 //!
 //! Durability: [`Appender::commit`] writes the batch's records (and Series records for series
-//! not logged yet) to the WAL and fsyncs before it applies the samples to the head and returns.
+//! not logged yet) to the WAL file (a `write`, no fsync) before it applies the samples to the
+//! head and returns, so an acknowledged sample survives the process being killed (`kill -9`,
+//! a panic, the OOM killer): the kernel's page cache holds it. As in Prometheus, segments are
+//! fsynced when they are cut (and when the log is closed), so a power loss or kernel crash can
+//! lose the samples of the current segment's unsynced tail; replay cuts such a torn tail back.
 //! Commits are serialised by the WAL lock, so the head applies samples in WAL order and replay
 //! reproduces exactly the head a crash interrupted.
 //!
@@ -25,10 +29,13 @@
 //! [`Tsdb::clean_tombstones`] write blocks without them.
 
 use super::block::{Block, NewBlock, TMP_FOR_CREATION, folder_bytes, rewrite_meta, write_block};
+use super::cardinality::Cardinality;
 use super::chunks_head::{CHUNKS_HEAD_FOLDER, ChunkDiskMapper};
 use super::compact;
 use super::error::TsdbError;
-use super::head::{AppendError, Head, Placement, RefMap, Refusal, place};
+use super::head::{
+    AppendError, Head, PENDING_BATCH_MASK, PENDING_ELSEWHERE, Placement, RefMap, Refusal, place,
+};
 use super::index::postings_for_matchers;
 use super::labels::{Labels, Matcher};
 use super::meta::Ulid;
@@ -42,7 +49,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Options of a data folder.
 #[derive(Debug, Clone)]
@@ -101,6 +108,9 @@ pub struct ReplayReport {
     pub checkpoint: Option<u64>,
     /// Damaged segments: each was cut back to its last whole record.
     pub corruptions: Vec<WalCorruption>,
+    /// The segment the writer started after the replay: the last one Prometheus's WAL replay
+    /// status counts (`max`), since Prometheus creates it before replaying.
+    pub writer_segment: u64,
 }
 
 /// Per-reason counts of refused samples since open.
@@ -149,8 +159,6 @@ pub type SeriesRef = u64;
 /// Counters behind [`TsdbStats`].
 #[derive(Debug, Default)]
 struct Activity {
-    fsync_nanos: AtomicU64,
-    fsyncs: AtomicU64,
     commits_waiting: AtomicU64,
     head_compactions: AtomicU64,
     block_compactions: AtomicU64,
@@ -193,11 +201,12 @@ pub struct TsdbStats {
     pub wal_bytes: u64,
     /// Bytes of the head chunk files (`chunks_head/`).
     pub chunks_head_bytes: u64,
-    /// WAL fsyncs done by commits, and their total duration in seconds.
+    /// WAL and write-behind-log fsyncs since open (segment cuts, deletions, closes; commits
+    /// write without one).
     pub wal_fsyncs: u64,
     /// Sum of WAL fsync durations, seconds.
     pub wal_fsync_seconds: f64,
-    /// Commits waiting for the WAL right now (the fsync backlog).
+    /// Commits waiting for the WAL right now (the write backlog).
     pub commits_waiting: u64,
     /// Head blocks written.
     pub head_compactions: u64,
@@ -225,7 +234,7 @@ pub struct TsdbStats {
     pub head_ooo_samples: u64,
     /// Head span / (1.5 × chunk range): above 1, head compaction is overdue.
     pub head_pressure: f64,
-    /// Commits waiting / [`WAL_BACKLOG_FULL`]: above 1, the disk does not keep up with fsyncs.
+    /// Commits waiting / [`WAL_BACKLOG_FULL`]: above 1, WAL writes do not keep up.
     pub wal_pressure: f64,
     /// The larger of the two: at or above 1, storage is falling behind.
     pub pressure: f64,
@@ -254,6 +263,8 @@ pub struct Tsdb {
     /// Time and size retention in force: the options' at open, then what
     /// [`Tsdb::set_retention`] sets (configuration reloads).
     retention: Mutex<Retention>,
+    /// The next appender's batch identifier.
+    next_batch: AtomicU64,
 }
 
 /// Time and size retention (see [`TsdbOptions::retention_ms`] and
@@ -321,6 +332,7 @@ impl Tsdb {
             activity: Activity::default(),
             replay: report,
             live_appenders: LiveAppenders::default(),
+            next_batch: AtomicU64::new(0),
         })
     }
 
@@ -740,6 +752,13 @@ impl Tsdb {
             .clone();
         let activity = &self.activity;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let (wal_fsyncs, wal_fsync_nanos) = {
+            let (wal_count, wal_nanos) = lock(&self.wal).fsync_totals();
+            let (wbl_count, wbl_nanos) = lock(&self.wbl)
+                .as_ref()
+                .map_or((0, 0), WalWriter::fsync_totals);
+            (wal_count + wbl_count, wal_nanos.saturating_add(wbl_nanos))
+        };
         let span = match (head_min_time, head_max_time) {
             (Some(min), Some(max)) => max.saturating_sub(min) as f64,
             _ => 0.0,
@@ -756,8 +775,8 @@ impl Tsdb {
             blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             wal_bytes: folder_bytes(&self.folder.join("wal")),
             chunks_head_bytes,
-            wal_fsyncs: load(&activity.fsyncs),
-            wal_fsync_seconds: Duration::from_nanos(load(&activity.fsync_nanos)).as_secs_f64(),
+            wal_fsyncs,
+            wal_fsync_seconds: Duration::from_nanos(wal_fsync_nanos).as_secs_f64(),
             commits_waiting,
             head_compactions: load(&activity.head_compactions),
             block_compactions: load(&activity.block_compactions),
@@ -797,11 +816,27 @@ impl Tsdb {
         self.blocks.read().map_or(0, |blocks| blocks.len())
     }
 
+    /// The first timestamp (`minTime`) of the oldest persisted block, if there is a block:
+    /// where the local storage's data starts (remote read's `read_recent: false` cut).
+    pub fn oldest_block_min_time(&self) -> Option<i64> {
+        let blocks = self.blocks.read().unwrap_or_else(|p| p.into_inner());
+        blocks.iter().map(|block| block.meta().min_time).min()
+    }
+
     /// Head series and chunk counts.
     pub fn head_stats(&self) -> (usize, u64) {
         self.head
             .read()
             .map_or((0, 0), |head| (head.num_series(), head.num_chunks()))
+    }
+
+    /// Cardinality statistics of the head (top `limit` of each list), under its read lock:
+    /// linear in the head's label pairs, and appends creating series wait meanwhile.
+    pub fn head_cardinality(&self, metric_label: &str, limit: usize) -> Cardinality {
+        self.head
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .cardinality(metric_label, limit)
     }
 
     /// A new batch of samples.
@@ -811,8 +846,13 @@ impl Tsdb {
             (head.truncations, head.wal_failures)
         };
         self.live_appenders.register(epoch);
+        // Non-zero (a fresh series' slot holds 0) and within the slot's batch bits; a wrapped
+        // identifier meeting a slot from long ago is caught by the pending sample's own
+        // reference check.
+        let batch = self.next_batch.fetch_add(1, Ordering::Relaxed) % PENDING_BATCH_MASK + 1;
         Appender {
             tsdb: self,
+            batch,
             pending: Vec::new(),
             newest: RefMap::default(),
             unlogged: Vec::new(),
@@ -960,6 +1000,7 @@ fn replay_wal(
     }
     replay_segments(&paths, head, &mut refs, &mut report, false)?;
     let next = segments.last().map_or(after, |last| (last + 1).max(after));
+    report.writer_segment = next;
     Ok((report, next, refs))
 }
 
@@ -1071,6 +1112,7 @@ fn apply_record(
     match decoded {
         Record::Series(series) => {
             refs.reserve(series.len());
+            head.reserve_series(series.len());
             for (wal_ref, labels) in series {
                 let head_ref = head.insert_series(wal_ref, labels);
                 if let Some(series) = head.series_mut(head_ref) {
@@ -1190,8 +1232,11 @@ impl Drop for Registration<'_> {
 #[derive(Debug)]
 pub struct Appender<'a> {
     tsdb: &'a Tsdb,
+    /// This batch's identifier in the series' pending slots (see `PendingSlot`).
+    batch: u64,
     pending: Vec<RefSample>,
-    /// Newest pending in-order sample per series, for order checks inside the batch.
+    /// Newest pending in-order sample per series once `pending` outgrows what a pending
+    /// slot can index (order checks inside the batch; slots cover the usual batch).
     newest: RefMap<(i64, u64)>,
     /// Series whose WAL Series record was not written when the batch added a sample for
     /// them (repeats possible): the commit writes the records of those still unwritten.
@@ -1285,16 +1330,30 @@ impl Appender<'_> {
         t: i64,
         v: f64,
     ) -> Result<SeriesRef, Refusal> {
-        let newest = if self.newest.is_empty() {
-            None
-        } else {
-            self.newest.get(&series_ref).copied()
+        let series = head
+            .series(series_ref)
+            .ok_or(Refusal::Error(AppendError::UnknownSeries))?;
+        // The batch's own newest in-order sample of the series, found through the series'
+        // pending slot (no per-sample hash map); batches past the slot's index range keep
+        // it in `newest`.
+        let newest = match series.pending.index_for(self.batch) {
+            None => None,
+            Some(PENDING_ELSEWHERE) => self.newest.get(&series_ref).copied(),
+            Some(index) => self
+                .pending
+                .get(index)
+                .filter(|sample| sample.series_ref == series_ref)
+                .map(|sample| (sample.timestamp, sample.value.to_bits())),
         };
-        let (placement, logged) = head.check_append(series_ref, newest, t, v)?;
+        let (placement, logged) = head.check_append(series, newest, t, v)?;
         match placement {
             Placement::Duplicate => return Ok(series_ref),
             Placement::InOrder => {
-                self.newest.insert(series_ref, (t, v.to_bits()));
+                let index = self.pending.len();
+                if index >= PENDING_ELSEWHERE {
+                    self.newest.insert(series_ref, (t, v.to_bits()));
+                }
+                series.pending.store(self.batch, index);
             }
             Placement::OutOfOrder => {}
         }
@@ -1319,8 +1378,9 @@ impl Appender<'_> {
         self.pending.is_empty()
     }
 
-    /// Makes the batch durable (written to the WAL and fsynced), then visible (head). When
-    /// it returns `Ok`, the samples survive a crash.
+    /// Makes the batch durable (written to the WAL file), then visible (head). When it
+    /// returns `Ok`, the samples survive the process being killed (see the module
+    /// documentation for power loss).
     ///
     /// Commits are serialised by the WAL lock, and each applies its samples in the order it
     /// logged them, so replay rebuilds the same head. The usual case — no out-of-order
@@ -1520,7 +1580,7 @@ fn place_again(
     (in_order, out_of_order, series_records)
 }
 
-/// Writes a batch's records: Series records, in-order samples to the WAL (fsynced), then the
+/// Writes a batch's records: Series records, in-order samples to the WAL (written to the file), then the
 /// out-of-order samples to the write-behind log (after their series are durable in the WAL,
 /// which is replayed first).
 fn write_batch(
@@ -1535,19 +1595,13 @@ fn write_batch(
             series_records.iter().map(|(r, l)| (*r, l)),
         ))?;
     }
-    let mut buffer = Vec::new();
     for batch in in_order.chunks(SAMPLES_PER_RECORD) {
-        record::encode_samples_into(&mut buffer, batch);
-        wal.log(&buffer)?;
+        wal.log_samples(batch)?;
     }
-    let started = Instant::now();
-    let synced = wal.sync();
-    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    tsdb.activity
-        .fsync_nanos
-        .fetch_add(nanos, Ordering::Relaxed);
-    tsdb.activity.fsyncs.fetch_add(1, Ordering::Relaxed);
-    synced?;
+    // Written, not fsynced: a killed process loses nothing the page cache has, and
+    // Prometheus's commit gives the same guarantee (it fsyncs when a segment is cut). See
+    // the module documentation.
+    wal.flush()?;
     if !out_of_order.is_empty() {
         let mut guard = lock(&tsdb.wbl);
         let Some(wbl) = guard.as_mut() else {
@@ -1556,10 +1610,9 @@ fn write_batch(
             ));
         };
         for batch in out_of_order.chunks(SAMPLES_PER_RECORD) {
-            record::encode_samples_into(&mut buffer, batch);
-            wbl.log(&buffer)?;
+            wbl.log_samples(batch)?;
         }
-        wbl.sync()?;
+        wbl.flush()?;
     }
     Ok(())
 }

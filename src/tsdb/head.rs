@@ -106,6 +106,50 @@ enum ChunkLocation {
     Memory(Box<[u8]>),
 }
 
+/// Bits of a [`PendingSlot`] holding the batch's index into its pending samples.
+const PENDING_INDEX_BITS: u32 = 24;
+/// The index value meaning "the batch keeps this series' newest pending sample elsewhere"
+/// (its pending list outgrew the index bits).
+pub const PENDING_ELSEWHERE: usize = (1 << PENDING_INDEX_BITS) - 1;
+/// Batch identifiers use the bits above the index.
+pub const PENDING_BATCH_MASK: u64 = (1 << (64 - PENDING_INDEX_BITS)) - 1;
+
+/// Which append batch last queued an in-order sample for a series, and where in its pending
+/// list: `batch << 24 | index`. Lets an appender find the series' newest pending sample
+/// without a per-batch hash map (the reference path's cost per sample), under the head's read
+/// lock. Two batches appending to one series at once overwrite each other's slot: the loser
+/// then checks against the committed samples only, and its commit (which checks every sample
+/// again) refuses what the batch made out of order, as Prometheus's commit does.
+#[derive(Debug, Default)]
+pub struct PendingSlot(std::sync::atomic::AtomicU64);
+
+impl Clone for PendingSlot {
+    fn clone(&self) -> Self {
+        PendingSlot(std::sync::atomic::AtomicU64::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
+impl PendingSlot {
+    /// The index batch `batch` (masked by [`PENDING_BATCH_MASK`], never 0) stored, if it was
+    /// the last batch to store one.
+    pub fn index_for(&self, batch: u64) -> Option<usize> {
+        let slot = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (slot >> PENDING_INDEX_BITS == batch).then_some((slot & PENDING_ELSEWHERE as u64) as usize)
+    }
+
+    /// Records that batch `batch`'s newest in-order sample of the series is at `index` of
+    /// its pending list ([`PENDING_ELSEWHERE`] or above: kept elsewhere by the batch).
+    pub fn store(&self, batch: u64, index: usize) {
+        let index = index.min(PENDING_ELSEWHERE) as u64;
+        self.0.store(
+            (batch << PENDING_INDEX_BITS) | index,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 /// A series in the head. Its memory is the labels (shared with the head's label map), the
 /// open chunk, and a few words per completed chunk (their bytes are in `chunks_head/`).
 #[derive(Debug, Clone)]
@@ -122,6 +166,8 @@ pub struct MemSeries {
     pub(crate) logged: bool,
     /// Out-of-order samples by timestamp (allocated for the series that get any).
     pub ooo: Option<Box<BTreeMap<i64, f64>>>,
+    /// The append batch holding its newest pending sample (see [`PendingSlot`]).
+    pub pending: PendingSlot,
 }
 
 impl MemSeries {
@@ -133,6 +179,7 @@ impl MemSeries {
             next_cut_at: i64::MIN,
             logged: false,
             ooo: None,
+            pending: PendingSlot::default(),
         }
     }
 
@@ -227,7 +274,8 @@ impl MemSeries {
 
     /// Appends a sample, cutting a new chunk at a chunk-range boundary, at the estimated end
     /// of a ~120-sample chunk, or at the size caps. The chunk a cut completes goes to `disk`
-    /// (under `series_ref`) when there is one. Returns whether a chunk was cut.
+    /// (under `series_ref`) when there is one. Returns `None` for an exact duplicate (dropped),
+    /// else whether a chunk was cut.
     fn append(
         &mut self,
         series_ref: u64,
@@ -235,9 +283,9 @@ impl MemSeries {
         v: f64,
         chunk_range: i64,
         disk: Option<&mut ChunkDiskMapper>,
-    ) -> Result<bool, AppendError> {
+    ) -> Result<Option<bool>, AppendError> {
         if !self.appendable(t, v)? {
-            return Ok(false);
+            return Ok(None);
         }
         let must_cut = match &self.open {
             None => true,
@@ -269,7 +317,7 @@ impl MemSeries {
         if open.chunk.num_samples() == SAMPLES_PER_CHUNK / 4 {
             self.next_cut_at = estimated_chunk_end(open.min_time, t, self.next_cut_at);
         }
-        Ok(must_cut)
+        Ok(Some(must_cut))
     }
 
     /// Drops the in-order chunks that end before `max_time`; returns how many.
@@ -439,10 +487,171 @@ pub fn place(
     Err(Refusal::Error(AppendError::OutOfOrder))
 }
 
+/// Refs this far past the dense table's end still extend it (the holes cost a pointer each);
+/// farther ones go to the sparse map.
+const DENSE_GAP: u64 = 1 << 16;
+
+/// The head's series by reference. The node hands references out in sequence, so most live
+/// in a table indexed by `ref − base`, in reference order: appends and commits that walk a
+/// batch's series (usually in reference order) touch memory in order and lookups need no
+/// hashing, where a hash map scattered 160-byte entries and cost a cache miss per sample.
+/// References below `base` (re-created after the table's front was trimmed) or far past
+/// its end (WAL files with odd references) live in a sparse map. The table's leading holes
+/// are trimmed when series are removed, so series churn does not grow it without bound;
+/// holes inside cost 8 bytes each.
+#[derive(Debug, Default)]
+struct SeriesTable {
+    dense: std::collections::VecDeque<Option<Box<MemSeries>>>,
+    base: u64,
+    sparse: RefMap<Box<MemSeries>>,
+    /// The highest reference ever put in `sparse` (0 if none): the table's growth only looks
+    /// for sparse series to move in when one may lie ahead of it.
+    sparse_high: u64,
+    len: usize,
+}
+
+impl SeriesTable {
+    fn slot(&self, series_ref: u64) -> Option<usize> {
+        series_ref
+            .checked_sub(self.base)
+            .filter(|&offset| offset < self.dense.len() as u64)
+            .map(|offset| offset as usize)
+    }
+
+    fn get(&self, series_ref: &u64) -> Option<&MemSeries> {
+        match self.slot(*series_ref) {
+            Some(index) => self.dense[index].as_deref(),
+            None if self.sparse.is_empty() => None,
+            None => self.sparse.get(series_ref).map(|series| &**series),
+        }
+    }
+
+    fn get_mut(&mut self, series_ref: &u64) -> Option<&mut MemSeries> {
+        match self.slot(*series_ref) {
+            Some(index) => self.dense[index].as_deref_mut(),
+            None => self.sparse.get_mut(series_ref).map(|series| &mut **series),
+        }
+    }
+
+    fn contains_key(&self, series_ref: &u64) -> bool {
+        self.get(series_ref).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.dense.reserve(additional);
+    }
+
+    /// Inserts (or replaces) the series under `series_ref`.
+    fn insert(&mut self, series_ref: u64, series: MemSeries) {
+        let series = Box::new(series);
+        if self.slot(series_ref).is_none() && series_ref >= self.base && series_ref < u64::MAX {
+            let end = self.base + self.dense.len() as u64;
+            if self.dense.is_empty() && self.sparse.is_empty() {
+                self.base = series_ref;
+            }
+            let end = end.max(self.base);
+            if series_ref - end < DENSE_GAP {
+                let new_end = series_ref + 1;
+                self.dense
+                    .resize_with((new_end - self.base) as usize, || None);
+                // Refs of the new stretch the sparse map held move into the table.
+                if !self.sparse.is_empty() && self.sparse_high >= end {
+                    let moved: Vec<u64> = self
+                        .sparse
+                        .keys()
+                        .copied()
+                        .filter(|&r| r >= end && r < new_end)
+                        .collect();
+                    for r in moved {
+                        if let Some(existing) = self.sparse.remove(&r) {
+                            self.dense[(r - self.base) as usize] = Some(existing);
+                        }
+                    }
+                }
+            }
+        }
+        match self.slot(series_ref) {
+            Some(index) => {
+                if self.dense[index].replace(series).is_none() {
+                    self.len += 1;
+                }
+            }
+            None => {
+                self.sparse_high = self.sparse_high.max(series_ref);
+                if self.sparse.insert(series_ref, series).is_none() {
+                    self.len += 1;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, series_ref: &u64) -> Option<MemSeries> {
+        let removed = match self.slot(*series_ref) {
+            Some(index) => {
+                let removed = self.dense[index].take();
+                while matches!(self.dense.front(), Some(None)) {
+                    self.dense.pop_front();
+                    self.base += 1;
+                }
+                removed
+            }
+            None => self.sparse.remove(series_ref),
+        };
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed.map(|series| *series)
+    }
+
+    /// Every series with its reference: the table's in reference order, then the sparse
+    /// map's.
+    fn iter(&self) -> impl Iterator<Item = (u64, &MemSeries)> {
+        let base = self.base;
+        self.dense
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, series)| {
+                series
+                    .as_deref()
+                    .map(|series| (base + index as u64, series))
+            })
+            .chain(self.sparse.iter().map(|(&r, series)| (r, &**series)))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut MemSeries)> {
+        let base = self.base;
+        self.dense
+            .iter_mut()
+            .enumerate()
+            .filter_map(move |(index, series)| {
+                series
+                    .as_deref_mut()
+                    .map(|series| (base + index as u64, series))
+            })
+            .chain(
+                self.sparse
+                    .iter_mut()
+                    .map(|(&r, series)| (r, &mut **series)),
+            )
+    }
+
+    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.iter().map(|(series_ref, _)| series_ref)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &MemSeries> {
+        self.iter().map(|(_, series)| series)
+    }
+}
+
 /// The head's state. Not synchronised: [`crate::tsdb::Tsdb`] wraps it in a lock.
 #[derive(Debug)]
 pub struct Head {
-    series: RefMap<MemSeries>,
+    series: SeriesTable,
     /// Labels of the series head compactions removed, with the truncation epoch that removed
     /// them, so a batch that resolved one before the removal can re-create it at commit; kept
     /// while an appender from that epoch may still commit (see [`Head::forget_removed`]).
@@ -477,7 +686,7 @@ impl Head {
     /// An empty head whose chunks are cut at multiples of `chunk_range` milliseconds.
     pub fn new(chunk_range: i64) -> Head {
         Head {
-            series: RefMap::default(),
+            series: SeriesTable::default(),
             removed: RefMap::default(),
             truncations: 0,
             wal_failures: 0,
@@ -570,21 +779,17 @@ impl Head {
         )
     }
 
-    /// Where `(t, v)` for the existing series `series_ref` would go now (see [`place`]), with
-    /// one lookup: the append path's check. `newest` overrides the series' newest in-order
+    /// Where `(t, v)` for the existing series `series` would go now (see [`place`]): the
+    /// append path's check, on a series the caller looked up once. `newest` overrides the series' newest in-order
     /// sample (a batch's pending samples). Also says whether the series' WAL Series record is
     /// written.
     pub fn check_append(
         &self,
-        series_ref: u64,
+        series: &MemSeries,
         newest: Option<(i64, u64)>,
         t: i64,
         v: f64,
     ) -> Result<(Placement, bool), Refusal> {
-        let series = self
-            .series
-            .get(&series_ref)
-            .ok_or(Refusal::Error(AppendError::UnknownSeries))?;
         let newest = newest.or_else(|| series.last_sample());
         let placement = place(
             newest,
@@ -621,7 +826,7 @@ impl Head {
     /// Every out-of-order sample by series reference, for rewriting the WBL.
     pub fn ooo_samples(&self) -> Vec<(u64, i64, f64)> {
         let mut out = Vec::with_capacity(self.ooo_samples as usize);
-        for (&series_ref, series) in &self.series {
+        for (series_ref, series) in self.series.iter() {
             if let Some(samples) = &series.ooo {
                 out.extend(samples.iter().map(|(&t, &v)| (series_ref, t, v)));
             }
@@ -697,7 +902,7 @@ impl Head {
     ) -> Result<Vec<BlockSeries>, TsdbError> {
         let mut out = Vec::new();
         let last = max_time.saturating_sub(1);
-        for (&series_ref, series) in &self.series {
+        for (series_ref, series) in self.series.iter() {
             let in_order = self.series_chunks(series, min_time, last)?;
             let deleted = self
                 .tombstones
@@ -753,7 +958,7 @@ impl Head {
         let mut removed_chunks = 0u64;
         let mut removed_ooo = 0u64;
         let mut empty = Vec::new();
-        for (&series_ref, series) in self.series.iter_mut() {
+        for (series_ref, series) in self.series.iter_mut() {
             removed_chunks += series.truncate_chunks(max_time);
             if let Some(samples) = &mut series.ooo {
                 let kept = samples.split_off(&max_time);
@@ -838,7 +1043,7 @@ impl Head {
 
     /// References of every series, for a checkpoint's "still live" test.
     pub fn series_refs(&self) -> std::collections::HashSet<u64> {
-        self.series.keys().copied().collect()
+        self.series.keys().collect()
     }
 
     /// The series for `labels`, created if new; `true` when it was created.
@@ -907,15 +1112,22 @@ impl Head {
             .series
             .get_mut(&series_ref)
             .ok_or(AppendError::UnknownSeries)?;
-
-        if !series.appendable(t, v)? {
+        // One check of appendability: the series' own append makes it.
+        let Some(cut) = series.append(series_ref, t, v, chunk_range, self.chunks_head.as_mut())?
+        else {
             return Ok(false);
-        }
-        if series.append(series_ref, t, v, chunk_range, self.chunks_head.as_mut())? {
+        };
+        if cut {
             self.chunk_count += 1;
         }
         self.max_time = self.max_time.max(t);
         Ok(true)
+    }
+
+    /// Makes room for `additional` more series (WAL replay knows a Series record's count).
+    pub fn reserve_series(&mut self, additional: usize) {
+        self.series.reserve(additional);
+        self.by_labels.reserve(additional);
     }
 
     /// Number of series.
@@ -931,6 +1143,11 @@ impl Head {
     /// Label names in the head, sorted.
     pub fn label_names(&self) -> Vec<String> {
         self.postings.keys().cloned().collect()
+    }
+
+    /// Cardinality statistics of the postings (`/api/v1/status/tsdb`); read-only.
+    pub fn cardinality(&self, metric_label: &str, limit: usize) -> super::cardinality::Cardinality {
+        super::cardinality::of_postings(&self.postings, metric_label, limit)
     }
 }
 
@@ -953,7 +1170,7 @@ impl PostingsSource for Head {
     }
 
     fn all_postings(&self) -> Result<Vec<u64>, TsdbError> {
-        let mut refs: Vec<u64> = self.series.keys().copied().collect();
+        let mut refs: Vec<u64> = self.series.keys().collect();
         refs.sort_unstable();
         Ok(refs)
     }
@@ -1049,6 +1266,41 @@ mod tests {
                 .iter()
                 .all(|&(t, _)| t >= 3 * TWO_HOURS)
         );
+    }
+
+    #[test]
+    fn series_table_keeps_dense_and_sparse_references() {
+        let mut table = SeriesTable::default();
+        let series = |name: &str| MemSeries::new(Labels::new([("s", name)]));
+        for r in [1u64, 2, 3, 5, 1 << 40, u64::MAX] {
+            table.insert(r, series(&r.to_string()));
+        }
+        assert_eq!(table.len(), 6);
+        let keys: Vec<u64> = table.keys().collect();
+        assert_eq!(keys[..4], [1, 2, 3, 5], "dense references in order first");
+        let mut far = keys[4..].to_vec();
+        far.sort_unstable();
+        assert_eq!(far, [1 << 40, u64::MAX]);
+        assert!(table.get(&4).is_none());
+        assert_eq!(
+            table.get(&u64::MAX).unwrap().labels,
+            Labels::new([("s", u64::MAX.to_string())])
+        );
+        // Removing the front trims the table; the old reference comes back as a sparse one.
+        assert!(table.remove(&1).is_some());
+        assert!(table.remove(&2).is_some());
+        assert_eq!(table.base, 3);
+        table.insert(1, series("again"));
+        assert_eq!(table.get(&1).unwrap().labels, Labels::new([("s", "again")]));
+        assert!(table.sparse.contains_key(&1));
+        // A replaced series is not counted twice.
+        table.insert(3, series("three"));
+        assert_eq!(table.len(), 5);
+        assert!(table.remove(&(1 << 40)).is_some());
+        assert!(table.remove(&7).is_none());
+        assert_eq!(table.len(), 4);
+        assert_eq!(table.iter_mut().count(), 4);
+        assert_eq!(table.values().count(), 4);
     }
 
     #[test]

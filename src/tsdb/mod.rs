@@ -3,6 +3,7 @@
 //! both. See ARCHITECTURE.md § `src/tsdb/`.
 
 pub mod block;
+pub mod cardinality;
 pub mod chunkenc;
 pub mod chunks;
 pub mod chunks_head;
@@ -20,6 +21,7 @@ pub mod tombstones;
 pub mod units;
 pub mod wal;
 
+pub use cardinality::Cardinality;
 pub use db::{
     AppendCounters, Appender, CommitStats, CompactionReport, Querier, ReplayReport, SeriesRef,
     Tsdb, TsdbOptions, TsdbStats,

@@ -7,7 +7,6 @@
 use super::chunkenc::XorIterator;
 use super::labels::Labels;
 use super::tombstones::Intervals;
-use std::collections::BTreeMap;
 
 /// One chunk's bytes and the time it covers.
 #[derive(Debug, Clone)]
@@ -68,6 +67,53 @@ impl Series {
             merged.advance(index);
         }
         merged
+    }
+
+    /// Appends the samples [`Series::samples`] yields to `out`. Chunks in time order that do
+    /// not overlap and hold no deleted samples (one source's chunks, the common case) are
+    /// decoded straight into `out`, reserved from their headers' sample counts; others go
+    /// through the k-way merge. Fails on the first chunk that cannot be decoded.
+    pub fn samples_into(&self, out: &mut Vec<(i64, f64)>) -> Result<(), String> {
+        let direct = self
+            .chunks
+            .windows(2)
+            .all(|pair| pair[0].max_time < pair[1].min_time)
+            && self
+                .chunks
+                .iter()
+                .all(|chunk| !chunk.deleted.overlaps(chunk.min_time, chunk.max_time));
+        if !direct {
+            let mut merged = self.samples();
+            out.extend(merged.by_ref());
+            return match merged.error() {
+                Some(error) => Err(error.to_string()),
+                None => Ok(()),
+            };
+        }
+        let in_range =
+            |chunk: &&ChunkData| chunk.max_time >= self.min_time && chunk.min_time <= self.max_time;
+        let expected: usize = self
+            .chunks
+            .iter()
+            .filter(in_range)
+            .map(|chunk| XorIterator::new(&chunk.bytes).num_samples())
+            .sum();
+        out.reserve(expected);
+        for chunk in self.chunks.iter().filter(in_range) {
+            let mut iterator = XorIterator::new(&chunk.bytes);
+            for (t, v) in iterator.by_ref() {
+                if t > self.max_time {
+                    break;
+                }
+                if t >= self.min_time {
+                    out.push((t, v));
+                }
+            }
+            if let Some(error) = iterator.error() {
+                return Err(error.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// The chunks behind the series.
@@ -139,9 +185,14 @@ impl Iterator for MergedSamples<'_> {
 }
 
 /// Collects chunks per label set from several sources, then yields sorted series.
+///
+/// Entries are kept in arrival order and sorted once at the end: each block yields its series
+/// already sorted by labels (block series ids follow label order), so a stable sort of one
+/// block's run costs one comparison per series, where a map keyed by labels would compare
+/// every insertion against a log-sized path of label sets.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesCollector {
-    by_labels: BTreeMap<Labels, Vec<ChunkData>>,
+    entries: Vec<(Labels, Vec<ChunkData>)>,
 }
 
 impl SeriesCollector {
@@ -150,13 +201,92 @@ impl SeriesCollector {
         if chunks.is_empty() {
             return;
         }
-        self.by_labels.entry(labels).or_default().extend(chunks);
+        self.entries.push((labels, chunks));
     }
 
-    pub(crate) fn finish(self, min_time: i64, max_time: i64) -> Vec<Series> {
-        self.by_labels
-            .into_iter()
-            .map(|(labels, chunks)| Series::new(labels, chunks, min_time, max_time))
-            .collect()
+    pub(crate) fn finish(mut self, min_time: i64, max_time: i64) -> Vec<Series> {
+        // Stable: the chunks of one label set stay in source order (blocks, then the head),
+        // which the merge's "first source wins" deduplication relies on.
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<Series> = Vec::with_capacity(self.entries.len());
+        for (labels, chunks) in self.entries {
+            match out.last_mut() {
+                Some(last) if last.labels == labels => last.chunks.extend(chunks),
+                _ => out.push(Series::new(labels, chunks, min_time, max_time)),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::chunkenc::XorChunk;
+    use crate::tsdb::tombstones::Interval;
+
+    fn chunk(samples: &[(i64, f64)], deleted: Intervals) -> ChunkData {
+        let mut encoded = XorChunk::new();
+        for &(t, v) in samples {
+            encoded.append(t, v);
+        }
+        ChunkData {
+            min_time: samples[0].0,
+            max_time: samples[samples.len() - 1].0,
+            bytes: encoded.bytes().to_vec(),
+            deleted,
+        }
+    }
+
+    fn labels(job: &str) -> Labels {
+        Labels::new([("__name__", "up"), ("job", job)])
+    }
+
+    fn both_ways(series: &Series) -> Vec<(i64, f64)> {
+        let merged: Vec<_> = series.samples().collect();
+        let mut direct = Vec::new();
+        series.samples_into(&mut direct).unwrap();
+        assert_eq!(merged, direct, "merge and direct decoding disagree");
+        direct
+    }
+
+    #[test]
+    fn collector_sorts_merges_equal_labels_and_keeps_source_order() {
+        let mut collector = SeriesCollector::default();
+        // Block 1: b then c (sorted); the head: c then a (unsorted).
+        collector.add(
+            labels("b"),
+            vec![chunk(&[(1, 1.0), (2, 2.0)], Intervals::default())],
+        );
+        collector.add(
+            labels("c"),
+            vec![chunk(&[(1, 10.0), (3, 30.0)], Intervals::default())],
+        );
+        collector.add(
+            labels("c"),
+            vec![chunk(&[(3, 99.0), (4, 40.0)], Intervals::default())],
+        );
+        collector.add(labels("a"), vec![chunk(&[(5, 5.0)], Intervals::default())]);
+        let series = collector.finish(0, 10);
+        let jobs: Vec<_> = series
+            .iter()
+            .map(|s| s.labels.get("job").unwrap())
+            .collect();
+        assert_eq!(jobs, ["a", "b", "c"]);
+        // The block's sample wins at the shared timestamp 3.
+        assert_eq!(both_ways(&series[2]), vec![(1, 10.0), (3, 30.0), (4, 40.0)]);
+        assert_eq!(both_ways(&series[0]), vec![(5, 5.0)]);
+    }
+
+    #[test]
+    fn direct_decoding_respects_range_and_deletions() {
+        let mut deleted = Intervals::default();
+        deleted.add(Interval { mint: 3, maxt: 4 });
+        let first = chunk(&[(1, 1.0), (2, 2.0), (3, 3.0)], Intervals::default());
+        let second = chunk(&[(4, 4.0), (5, 5.0), (6, 6.0)], deleted);
+        let series = Series::new(labels("a"), vec![first.clone(), second], 2, 5);
+        assert_eq!(both_ways(&series), vec![(2, 2.0), (3, 3.0), (5, 5.0)]);
+        let plain = Series::new(labels("a"), vec![first], 2, 2);
+        assert_eq!(both_ways(&plain), vec![(2, 2.0)]);
     }
 }

@@ -15,6 +15,14 @@ pub fn free_address() -> String {
 /// so a test needs no async runtime: `body(n)` is the text exposition of the n-th scrape,
 /// counting from 1. Returns the address.
 pub fn serve_metrics(body: impl Fn(u64) -> String + Send + Sync + 'static) -> String {
+    serve_exposition("text/plain; version=0.0.4", body)
+}
+
+/// [`serve_metrics`] with another `Content-Type`, e.g. OpenMetrics'.
+pub fn serve_exposition(
+    content_type: &'static str,
+    body: impl Fn(u64) -> String + Send + Sync + 'static,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let scrapes = Arc::new(AtomicU64::new(0));
@@ -40,7 +48,7 @@ pub fn serve_metrics(body: impl Fn(u64) -> String + Send + Sync + 'static) -> St
                 let mut stream = reader.into_inner();
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()
                 );
             });

@@ -66,28 +66,66 @@ function keyValues(rows) {
   return h("table", { class: "key-values" }, h("tbody", {}, rows.map(([key, value]) => h("tr", {}, h("th", {}, key), h("td", {}, value)))));
 }
 
+/** Milliseconds since the epoch as a local time; Prometheus's sentinels for "empty" as such. */
+function headTime(ms) {
+  return Math.abs(ms) >= 9e18 ? h("span", { class: "muted" }, "empty") : timeCell(new Date(ms).toISOString());
+}
+
+function tsdbSection(tsdb) {
+  if (!tsdb) return h("section", { class: "card", id: "tsdb" }, h("p", { class: "muted" }, "The storage is opening."));
+  const head = tsdb.headStats;
+  const top = (title, header, list) => [
+    h("h3", {}, title),
+    list.length ? table([header, "Count"], list.map((entry) => [h("span", { class: "mono" }, entry.name), h("td", { class: "num" }, entry.value)]))
+      : h("p", { class: "muted" }, "None."),
+  ];
+  return h("section", { class: "card", id: "tsdb" },
+    keyValues([
+      ["Head series", h("span", { class: "head-series" }, head.numSeries)],
+      ["Label pairs", head.numLabelPairs],
+      ["Chunks", head.chunkCount],
+      ["Oldest sample", headTime(head.minTime)],
+      ["Newest sample", headTime(head.maxTime)],
+    ]),
+    top("Series by metric name", "Metric", tsdb.seriesCountByMetricName),
+    top("Values by label name", "Label", tsdb.labelValueCountByLabelName),
+    top("Series by label pair", "Pair", tsdb.seriesCountByLabelValuePair));
+}
+
 export async function renderStatus(view, params, stillCurrent) {
-  const [build, am, cluster, flags, config] = await Promise.all([
+  const [build, runtime, tsdb, am, cluster, flags, config] = await Promise.all([
     get("/api/v1/status/buildinfo"),
+    get("/api/v1/status/runtimeinfo"),
+    // Unavailable (503) while the storage opens: the rest of the page still shows.
+    get("/api/v1/status/tsdb").catch(() => null),
     get("/api/v2/status"),
     get("/api/ui/v1/cluster"),
     get("/api/v1/status/flags"),
     get("/api/v1/status/config"),
   ]);
   if (!stillCurrent()) return;
-  const started = Date.parse(am.uptime);
+  const started = Date.parse(runtime.startTime);
   const clusterState = am.cluster.status;
   replace(view,
     h("h1", {}, "Status"),
     h("h2", {}, "Runtime and build"),
-    keyValues([
-      ["Version", build.version],
-      ["Revision", build.revision],
-      ["Branch", build.branch],
-      ["Build date", build.buildDate],
-      ["Compiler", build.goVersion],
-      ["Started", h("span", {}, new Date(started).toLocaleString(), ` (up ${formatSeconds((Date.now() - started) / 1000)})`)],
-    ]),
+    h("section", { class: "card", id: "runtime" },
+      keyValues([
+        ["Version", build.version],
+        ["Revision", build.revision],
+        ["Branch", build.branch],
+        ["Build date", build.buildDate],
+        ["Compiler", build.goVersion],
+        ["Started", h("span", {}, new Date(started).toLocaleString(), ` (up ${formatSeconds((Date.now() - started) / 1000)})`)],
+        ["Working directory", h("span", { class: "mono" }, runtime.CWD)],
+        ["Configuration", h("span", {}, badge(runtime.reloadConfigSuccess ? "ok" : "failed"), " last loaded ", timeCell(runtime.lastConfigTime))],
+        ["Storage retention", runtime.storageRetention || "none"],
+        ["WAL corruptions at start", runtime.corruptionCount],
+        ["Async tasks", runtime.goroutineCount],
+        ["Worker threads", runtime.GOMAXPROCS],
+      ])),
+    h("h2", {}, "Storage head"),
+    tsdbSection(tsdb),
     h("h2", {}, "Cluster"),
     h("section", { class: "card", id: "cluster" },
       h("p", {}, "State ", badge(clusterState),

@@ -17,7 +17,9 @@
 //! *without* that label (the label is not stored, it is added on the way out), and every
 //! returned series carries the external labels it does not have itself.
 //!
-//! At most `--storage.remote.read-concurrent-limit` requests run at once; the others wait.
+//! At most `--storage.remote.read-concurrent-limit` requests run at once; the others wait. A
+//! request holds its place until its answer is written out (a streamed one included), and is
+//! counted meanwhile in `prometheus_api_remote_read_queries`.
 //! Undecodable bodies, unknown response types and invalid matchers are answered with 400 and
 //! a message saying what was wrong.
 
@@ -25,6 +27,7 @@ mod chunks;
 
 use crate::node::Node;
 use crate::remote::read::frame::{STREAMED_CONTENT_TYPE, encode_frame};
+use crate::remote::read::metrics::{ReadMetricsCollector, ServerQuery};
 use crate::remote::read::proto::{
     ChunkedReadResponse, ChunkedSeries, Label, LabelMatcher, MatcherType, QueryResult, ReadRequest,
     ReadResponse, ResponseType, Sample, TimeSeries,
@@ -76,15 +79,26 @@ impl Default for ReadLimits {
 struct ReadServer {
     node: Arc<Node>,
     /// Admits `concurrent_limit` requests at a time; `None` when unlimited.
-    gate: Option<tokio::sync::Semaphore>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
     limits: ReadLimits,
 }
 
-/// The route, with its own state, mergeable into any router.
+/// What an admitted request holds until its answer is written out.
+struct Admission {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _counted: ServerQuery,
+}
+
+/// The route, with its own state, mergeable into any router. Also registers remote read's
+/// metrics (client and server) with the node's telemetry: this is built once per node.
 pub fn routes<S: Clone + Send + Sync + 'static>(node: Arc<Node>) -> Router<S> {
+    node.telemetry
+        .register_collector(Box::new(ReadMetricsCollector(Arc::clone(
+            &node.remote_read.metrics,
+        ))));
     let limits = node.options.remote_read;
-    let gate =
-        (limits.concurrent_limit > 0).then(|| tokio::sync::Semaphore::new(limits.concurrent_limit));
+    let gate = (limits.concurrent_limit > 0)
+        .then(|| Arc::new(tokio::sync::Semaphore::new(limits.concurrent_limit)));
     Router::new()
         .route("/api/v1/read", post(read))
         .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BYTES))
@@ -241,8 +255,8 @@ fn external_labels(node: &Node) -> Vec<(String, String)> {
 }
 
 async fn read(State(server): State<Arc<ReadServer>>, body: Bytes) -> Response {
-    let _permit = match &server.gate {
-        Some(gate) => match gate.acquire().await {
+    let permit = match &server.gate {
+        Some(gate) => match Arc::clone(gate).acquire_owned().await {
             Ok(permit) => Some(permit),
             Err(error) => {
                 return refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
@@ -251,13 +265,23 @@ async fn read(State(server): State<Arc<ReadServer>>, body: Bytes) -> Response {
         },
         None => None,
     };
-    match serve(&server, &body).await {
+    let admission = Admission {
+        _permit: permit,
+        _counted: server.node.remote_read.metrics.server_query(),
+    };
+    match serve(&server, &body, admission).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(),
     }
 }
 
-async fn serve(server: &ReadServer, body: &[u8]) -> Result<Response, Refusal> {
+/// Answers one request; `admission` is released when the answer has been produced (a
+/// streamed answer carries it until its last frame).
+async fn serve(
+    server: &ReadServer,
+    body: &[u8],
+    admission: Admission,
+) -> Result<Response, Refusal> {
     let request = decode_request(body).map_err(|error| refuse(StatusCode::BAD_REQUEST, error))?;
     let response_type = negotiate(&request.accepted_response_types)
         .map_err(|error| refuse(StatusCode::BAD_REQUEST, error))?;
@@ -317,7 +341,11 @@ async fn serve(server: &ReadServer, body: &[u8]) -> Result<Response, Refusal> {
                     return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, error));
                 }
             };
-            let frames = Frames { first, receiver };
+            let frames = Frames {
+                first,
+                receiver,
+                _admission: admission,
+            };
             Ok((
                 [(header::CONTENT_TYPE, STREAMED_CONTENT_TYPE)],
                 Body::from_stream(frames),
@@ -332,6 +360,8 @@ async fn serve(server: &ReadServer, body: &[u8]) -> Result<Response, Refusal> {
 struct Frames {
     first: Option<Bytes>,
     receiver: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    /// Held until the body is dropped (fully sent, or the client went away).
+    _admission: Admission,
 }
 
 impl futures_core::Stream for Frames {

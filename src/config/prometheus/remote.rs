@@ -111,6 +111,11 @@ fn default_max_backoff() -> PromDuration {
     PromDuration::from_secs(5)
 }
 
+/// Prometheus's `metadata_config.max_samples_per_send`: metadata entries per request.
+fn default_metadata_per_send() -> u64 {
+    500
+}
+
 fn default_send_interval() -> PromDuration {
     PromDuration::from_secs(60)
 }
@@ -170,7 +175,8 @@ pub struct MetadataConfig {
     pub send: bool,
     #[serde(default = "default_send_interval")]
     pub send_interval: PromDuration,
-    #[serde(default = "default_max_samples_per_send")]
+    /// Metadata entries per request (1.0).
+    #[serde(default = "default_metadata_per_send")]
     pub max_samples_per_send: u64,
 }
 
@@ -179,7 +185,7 @@ impl Default for MetadataConfig {
         MetadataConfig {
             send: true,
             send_interval: default_send_interval(),
-            max_samples_per_send: default_max_samples_per_send(),
+            max_samples_per_send: default_metadata_per_send(),
         }
     }
 }
@@ -201,6 +207,8 @@ with_inline_http_client! {
         /// Unique among `remote_write` entries; used in metrics and logs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub name: Option<Spanned<String>>,
+        /// Accepted for compatibility; has no effect: Tocsin stores no exemplars, so there
+        /// are none in the WAL to send.
         #[serde(default, skip_serializing_if = "is_false")]
         pub send_exemplars: bool,
         #[serde(default, skip_serializing_if = "is_false")]
@@ -240,6 +248,13 @@ impl RemoteWriteConfig {
                     "remote_write: queue_config min_shards ({}) is greater than max_shards ({})",
                     queue.min_shards, queue.max_shards
                 ),
+            ));
+        }
+        let metadata = &self.metadata_config;
+        if metadata.send && metadata.send_interval.is_zero() {
+            return Err(Invalid::at(
+                at,
+                "remote_write: metadata_config send_interval must be greater than zero",
             ));
         }
         if queue.min_backoff > queue.max_backoff {
@@ -377,6 +392,13 @@ mod tests {
             config.metadata_config.send_interval,
             PromDuration::from_secs(60)
         );
+        assert_eq!(config.metadata_config.max_samples_per_send, 500);
+        assert!(!config.send_exemplars);
+        assert!(
+            write("url: http://x/push\nsend_exemplars: true\n")
+                .unwrap()
+                .send_exemplars
+        );
     }
 
     #[test]
@@ -405,6 +427,14 @@ mod tests {
             write("url: http://x/push\nqueue_config:\n  min_shards: 10\n  max_shards: 2\n")
                 .unwrap_err(),
             "w.yml:1:1: remote_write: queue_config min_shards (10) is greater than max_shards (2)"
+        );
+        assert_eq!(
+            write("url: http://x/push\nmetadata_config:\n  send_interval: 0s\n").unwrap_err(),
+            "w.yml:1:1: remote_write: metadata_config send_interval must be greater than zero"
+        );
+        assert!(
+            write("url: http://x/push\nmetadata_config:\n  send: false\n  send_interval: 0s\n")
+                .is_ok()
         );
         assert_eq!(
             write("url: http://x/push\nazuread: {cloud: AzurePublic}\n").unwrap_err(),

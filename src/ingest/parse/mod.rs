@@ -124,6 +124,10 @@ pub struct Sample<'a> {
     pub name: Escaped<'a>,
     /// The label set (without the metric name).
     pub labels: Labels<'a>,
+    /// The series as written: from the metric name (or the opening brace) to the end of the
+    /// label set, blanks inside included. The scrape cache's key (Prometheus keys its cache by
+    /// the same bytes): one slice, so identifying a series costs one hash and no copy.
+    pub series: &'a [u8],
     /// The value. A parsed NaN has the bits [`NORMAL_NAN_BITS`].
     pub value: f64,
     /// The timestamp in milliseconds: as written in the text format; seconds × 1000, truncated,
@@ -236,6 +240,12 @@ impl<'a> Escaped<'a> {
     /// The text as written, escapes included.
     pub fn raw(&self) -> &'a str {
         self.raw
+    }
+
+    /// Whether `\"` decodes to `"` here (label values, quoted names, OpenMetrics help) or
+    /// stays as written (text-format help).
+    pub fn unescape_quotes(&self) -> bool {
+        self.quote_escapes
     }
 
     /// Whether decoding would change anything.

@@ -349,6 +349,7 @@ impl<'a> OpenMetricsParser<'a> {
                 name = set.name;
             }
         }
+        let series = self.cur.buf.get(start..self.cur.pos).unwrap_or(&[]);
         let Some(name) = name else {
             return Err(self.cur.error(
                 start,
@@ -383,6 +384,7 @@ impl<'a> OpenMetricsParser<'a> {
         Ok(Sample {
             name: Escaped::new(name),
             labels,
+            series,
             value,
             timestamp_ms,
             exemplar,

@@ -268,6 +268,33 @@ fn to_openmetrics(input: &str) -> String {
 // Text format: what Prometheus's own tests accept
 
 #[test]
+fn the_series_text_spans_the_name_and_the_label_set_as_written() {
+    let series = |entries: Vec<Entry<'_>>| -> Vec<String> {
+        samples(&entries)
+            .iter()
+            .map(|sample| String::from_utf8(sample.series.to_vec()).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        series(text(
+            "up 1\n  a_b{x=\"1\",y=\"2\"}  2 17\nc {x=\"1\" } 3\n{\"d.e\", x=\"a\\nb\"} 4\n"
+        )),
+        [
+            "up",
+            "a_b{x=\"1\",y=\"2\"}",
+            "c {x=\"1\" }",
+            "{\"d.e\", x=\"a\\nb\"}"
+        ]
+    );
+    assert_eq!(
+        series(om(
+            "up 1\na{x=\"1\"} 2 # {t=\"1\"} 1\n{\"d.e\",x=\"2\"} 3\n# EOF\n"
+        )),
+        ["up", "a{x=\"1\"}", "{\"d.e\",x=\"2\"}"]
+    );
+}
+
+#[test]
 fn text_accepts_what_promparse_accepts() {
     let input = "# HELP go_gc_duration_seconds A summary of the GC invocation durations.\n\
 # \tTYPE go_gc_duration_seconds summary\n\

@@ -213,10 +213,12 @@ impl<'a> TextParser<'a> {
         let start = self.cur.pos;
         let mut name = None;
         let mut labels = Labels::default();
+        let mut series_end = start;
         if self.cur.peek() != Some(b'{') {
             let to = self.cur.scan(&METRIC_CHAR);
             // Metric-name bytes are ASCII.
             name = std::str::from_utf8(self.cur.buf.get(start..to).unwrap_or(&[])).ok();
+            series_end = to;
             self.cur.skip_blanks();
         }
         if self.cur.peek() == Some(b'{') {
@@ -227,6 +229,7 @@ impl<'a> TextParser<'a> {
             if name.is_none() {
                 name = set.name;
             }
+            series_end = self.cur.pos;
             self.cur.skip_blanks();
         }
         let Some(name) = name else {
@@ -276,6 +279,7 @@ impl<'a> TextParser<'a> {
         Ok(Sample {
             name: Escaped::new(name),
             labels,
+            series: self.cur.buf.get(start..series_end).unwrap_or(&[]),
             value,
             timestamp_ms,
             exemplar: None,

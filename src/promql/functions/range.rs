@@ -2,14 +2,16 @@
 
 use std::rc::Rc;
 
-use promql_parser::parser::{Expr, MatrixSelector};
+use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr};
 
 use super::math::{kahan_sum_inc, linear_regression, quantile};
 use super::{absent_labels, arg};
 use crate::promql::annotations;
 use crate::promql::engine::{
-    Evaluator, QueryError, RangeColumns, RangeWindow, Val, duration_ms, exec_err, node_key,
+    Evaluator, Grid, QueryError, RangeColumns, RangeWindow, SubqueryColumns, Val, duration_ms,
+    exec_err, node_key, subquery_key,
 };
+use crate::promql::memo::LabelsIndex;
 use crate::promql::storage::SeriesData;
 use crate::promql::value::{METRIC_NAME, Point, Sample, Series, is_stale_nan};
 
@@ -55,6 +57,13 @@ pub(super) fn call(
         && let Some(ms) = plain_matrix_selector(args[0])
     {
         return over_matrix_selector(ev, name, ms, t).map(Some);
+    }
+    if args.len() == 1
+        && name != "absent_over_time"
+        && let Some(sq) = plain_subquery(args[0])
+        && let Some(value) = over_subquery(ev, name, sq, t)?
+    {
+        return Ok(Some(value));
     }
     let (series, window) = ev.eval_range(arg(args, matrix_arg)?, t)?;
     if name == "absent_over_time" {
@@ -129,6 +138,152 @@ fn plain_matrix_selector(expr: &Expr) -> Option<&MatrixSelector> {
         Expr::MatrixSelector(ms) => Some(ms),
         _ => None,
     }
+}
+
+/// The subquery `expr` is, inside any parentheses.
+fn plain_subquery(expr: &Expr) -> Option<&SubqueryExpr> {
+    match expr {
+        Expr::Paren(p) => plain_subquery(&p.expr),
+        Expr::Subquery(sq) => Some(sq),
+        _ => None,
+    }
+}
+
+/// A function without scalar arguments over a subquery at `t`, from its results precomputed
+/// over the range query's grid; `None` when they cannot be (see [`precomputed_subquery`]),
+/// and the caller evaluates the subquery's window at `t` instead.
+fn over_subquery(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    sq: &SubqueryExpr,
+    t: i64,
+) -> Result<Option<Val>, QueryError> {
+    let Some((precomputed, k)) = precomputed_subquery(ev, name, sq, t)? else {
+        return Ok(None);
+    };
+    let columns = &precomputed.columns;
+    ev.budget.check_samples(columns.window_points[k])?;
+    for (metric, present) in &columns.non_counters {
+        if present[k] {
+            ev.annotations
+                .info(annotations::possible_non_counter(metric));
+        }
+    }
+    let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    let out = columns.steps[k]
+        .iter()
+        .map(|&(i, v)| Sample {
+            labels: precomputed.labels[i as usize].clone(),
+            t,
+            v,
+            drop_name: !keeps_name || precomputed.drop_name[i as usize],
+        })
+        .collect();
+    Ok(Some(Val::Vector(out)))
+}
+
+/// The function's results over a subquery at every time of the range query's grid, and the
+/// position of `t` on it. The subquery's inner expression is evaluated once at every inner
+/// step the outer windows cover, its series' points are gathered per series, and windows
+/// slide over them as for a matrix selector: per outer step, a window's worth of points is
+/// no longer copied into fresh series. `None` off the grid, for a single outer time, or when
+/// the points would pass [`MAX_PRECOMPUTED`].
+fn precomputed_subquery(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    sq: &SubqueryExpr,
+    t: i64,
+) -> Result<Option<(Rc<SubqueryColumns>, usize)>, QueryError> {
+    let Some(grid) = ev.subquery_grid(sq) else {
+        return Ok(None);
+    };
+    let Some(k) = grid.position(t) else {
+        return Ok(None);
+    };
+    let key = subquery_key(sq);
+    if let Some(precomputed) = ev.subquery_columns.get(&key) {
+        if precomputed.columns.function == name && precomputed.columns.grid == grid {
+            return Ok(Some((Rc::clone(precomputed), k)));
+        }
+        return Ok(None);
+    }
+    let count = grid.len();
+    if count < 2 {
+        return Ok(None);
+    }
+    let range = duration_ms(&sq.range);
+    let step = ev.subquery_step(sq).max(1);
+    let times: Vec<i64> = (0..count).map(|k| grid.time(k)).collect();
+    let ends: Vec<i64> = times
+        .iter()
+        .map(|&t| ev.effective_time(t, &sq.at, &sq.offset))
+        .collect();
+    if ends.windows(2).any(|pair| pair[0] > pair[1]) {
+        return Ok(None);
+    }
+    // The inner steps: multiples of the step after the first window's open start, up to the
+    // last window's end (as `eval_subquery` walks them window by window).
+    let first_end = ends[0];
+    let last_end = ends[count - 1];
+    let mut ts = first_end
+        .saturating_sub(range)
+        .div_euclid(step)
+        .saturating_add(1)
+        .saturating_mul(step);
+    let mut index = LabelsIndex::default();
+    // Per inner series id and name-dropping flag, its position in `series`.
+    let mut slot_of: Vec<u32> = Vec::new();
+    let mut series: Vec<SeriesData> = Vec::new();
+    let mut drop_name: Vec<bool> = Vec::new();
+    let mut points = 0usize;
+    while ts <= last_end {
+        let vector = ev.eval_subquery_step(sq, ts)?;
+        points = points.saturating_add(vector.len());
+        if points > MAX_PRECOMPUTED {
+            return Ok(None);
+        }
+        for sample in vector {
+            // A series whose name is still to be dropped is distinct from one without.
+            let slot = (index.id(&sample.labels) as usize)
+                .saturating_mul(2)
+                .saturating_add(usize::from(sample.drop_name));
+            if slot_of.len() <= slot {
+                slot_of.resize(slot.saturating_add(1).max(slot_of.len() * 2), u32::MAX);
+            }
+            if slot_of[slot] == u32::MAX {
+                let Ok(position) = u32::try_from(series.len()) else {
+                    return Ok(None);
+                };
+                slot_of[slot] = position;
+                series.push(SeriesData {
+                    labels: sample.labels,
+                    samples: Vec::new(),
+                });
+                drop_name.push(sample.drop_name);
+            }
+            series[slot_of[slot] as usize].samples.push((ts, sample.v));
+        }
+        ev.budget.check_deadline()?;
+        ts = match ts.checked_add(step) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    if series.len().saturating_mul(count) > MAX_PRECOMPUTED {
+        return Ok(None);
+    }
+    let columns = join_columns(
+        name,
+        grid,
+        sweep_in_parallel(name, &series, &times, &ends, range, false),
+    );
+    let precomputed = Rc::new(SubqueryColumns {
+        columns,
+        labels: series.into_iter().map(|s| s.labels).collect(),
+        drop_name,
+    });
+    ev.subquery_columns.insert(key, Rc::clone(&precomputed));
+    Ok(Some((precomputed, k)))
 }
 
 /// A function without scalar arguments over a matrix selector, evaluated on the selected
@@ -239,7 +394,19 @@ fn precomputed(
         .iter()
         .map(|&t| ev.effective_time(t, &ms.vs.at, &ms.vs.offset))
         .collect();
-    let parts = sweep_in_parallel(name, series, &times, &ends, range);
+    let columns = join_columns(
+        name,
+        grid,
+        sweep_in_parallel(name, series, &times, &ends, range, true),
+    );
+    let columns = Rc::new(columns);
+    ev.range_columns.insert(key, Rc::clone(&columns));
+    Ok(Some((columns, k)))
+}
+
+/// The columns of contiguous runs of series, joined in run order.
+fn join_columns(name: &str, grid: Grid, parts: Vec<PartialColumns>) -> RangeColumns {
+    let count = grid.len();
     let mut columns = RangeColumns {
         function: name.to_string(),
         grid,
@@ -262,9 +429,7 @@ fn precomputed(
             merge_presence(&mut columns.non_counters, metric, &present);
         }
     }
-    let columns = Rc::new(columns);
-    ev.range_columns.insert(key, Rc::clone(&columns));
-    Ok(Some((columns, k)))
+    columns
 }
 
 /// Columns of one run of series.
@@ -293,6 +458,7 @@ fn sweep_in_parallel(
     times: &[i64],
     ends: &[i64],
     range: i64,
+    drop_stale: bool,
 ) -> Vec<PartialColumns> {
     let threads = if series.len() >= PARALLEL_SERIES {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
@@ -300,14 +466,16 @@ fn sweep_in_parallel(
         1
     };
     if threads <= 1 {
-        return vec![sweep(name, series, 0, times, ends, range)];
+        return vec![sweep(name, series, 0, times, ends, range, drop_stale)];
     }
     let run = series.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = series
             .chunks(run)
             .enumerate()
-            .map(|(i, part)| scope.spawn(move || sweep(name, part, i * run, times, ends, range)))
+            .map(|(i, part)| {
+                scope.spawn(move || sweep(name, part, i * run, times, ends, range, drop_stale))
+            })
             .collect();
         handles
             .into_iter()
@@ -321,6 +489,8 @@ fn sweep_in_parallel(
 
 /// Walks each series' samples once, sliding the window `(end - range, end]` forward over the
 /// grid's window ends (which never decrease), and evaluates the function on each window.
+/// Staleness markers are left out when `drop_stale` (stored samples; a subquery's points are
+/// values and kept as they are).
 fn sweep(
     name: &str,
     series: &[SeriesData],
@@ -328,6 +498,7 @@ fn sweep(
     times: &[i64],
     ends: &[i64],
     range: i64,
+    drop_stale: bool,
 ) -> PartialColumns {
     let count = times.len();
     let checks_counter = matches!(name, "rate" | "increase");
@@ -338,7 +509,7 @@ fn sweep(
     };
     let mut without_stale: Vec<Point> = Vec::new();
     for (j, s) in series.iter().enumerate() {
-        let samples: &[Point] = if s.samples.iter().any(|p| is_stale_nan(p.1)) {
+        let samples: &[Point] = if drop_stale && s.samples.iter().any(|p| is_stale_nan(p.1)) {
             without_stale.clear();
             without_stale.extend(s.samples.iter().copied().filter(|p| !is_stale_nan(p.1)));
             &without_stale

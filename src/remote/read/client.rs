@@ -7,6 +7,7 @@
 //! [`MAX_STREAMED_RESPONSE_BYTES`] in all.
 
 use super::frame::FrameDecoder;
+use super::metrics::{EndpointMetrics, ReadMetrics};
 use super::proto::{
     ChunkEncoding, ChunkedReadResponse, Label, Query, ReadRequest, ReadResponse, ResponseType,
 };
@@ -15,7 +16,8 @@ use crate::config::prometheus::RemoteReadConfig;
 use crate::ingest::scrape::{Auth, build_http_client, error_chain, resolve_http_auth};
 use crate::tsdb::chunkenc::decode_xor;
 use prost::Message as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The largest compressed `SAMPLES` answer read.
 pub const MAX_SAMPLES_RESPONSE_BYTES: usize = 256 << 20;
@@ -53,6 +55,7 @@ pub struct Endpoint {
     headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
     timeout: Duration,
     chunked_read_limit: usize,
+    metrics: Arc<EndpointMetrics>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -65,8 +68,14 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// The endpoint of one `remote_read` entry; secrets are read from their files now.
-    pub fn new(config: &RemoteReadConfig, loaded: &LoadedConfig) -> Result<Endpoint, String> {
+    /// The endpoint of one `remote_read` entry; secrets are read from their files now. Its
+    /// numbers are kept in `metrics` under its `remote_name` (the configured `name`, else
+    /// the first 6 hex digits of a hash of its configuration, as Prometheus names it) and URL.
+    pub fn new(
+        config: &RemoteReadConfig,
+        loaded: &LoadedConfig,
+        metrics: &ReadMetrics,
+    ) -> Result<Endpoint, String> {
         let base_dir = crate::node::ingest::config_dir(loaded);
         let url_text = config.url.value.as_str();
         let url = reqwest::Url::parse(url_text)
@@ -92,7 +101,14 @@ impl Endpoint {
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         required_matchers.sort();
+        let remote_name = config
+            .name
+            .as_ref()
+            .map(|name| name.value.clone())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| config_hash(config));
         Ok(Endpoint {
+            metrics: metrics.endpoint(&remote_name, url.as_str()),
             rules: EndpointRules {
                 read_recent: config.read_recent,
                 required_matchers,
@@ -110,8 +126,14 @@ impl Endpoint {
         })
     }
 
+    /// The endpoint's numbers.
+    pub fn metrics(&self) -> &Arc<EndpointMetrics> {
+        &self.metrics
+    }
+
     /// Sends one query within `remote_timeout` and returns the series of its answer.
     pub async fn read(&self, query: Query) -> Result<Vec<RemoteSeries>, String> {
+        let _in_flight = self.metrics.start();
         match tokio::time::timeout(self.timeout, self.exchange(query)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!(
@@ -142,6 +164,7 @@ impl Endpoint {
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
+        let started = Instant::now();
         let mut response = self.auth.apply(builder).send().await.map_err(|error| {
             format!(
                 "error sending request: Post {:?}: {}",
@@ -150,6 +173,8 @@ impl Endpoint {
             )
         })?;
         let status = response.status();
+        self.metrics
+            .answered(status.as_u16(), started.elapsed().as_secs_f64());
         if !status.is_success() {
             let text = read_body(&mut response, ERROR_BODY_BYTES, true).await?;
             return Err(format!(
@@ -209,6 +234,18 @@ impl Endpoint {
             .map_err(|error| format!("streamed answer: {error}"))?;
         Ok(series)
     }
+}
+
+/// The first 6 hex digits of a SHA-1 of the serialized configuration: a stable name for an
+/// unnamed endpoint.
+fn config_hash(config: &RemoteReadConfig) -> String {
+    use sha1::{Digest, Sha1};
+    let serialized = serde_json::to_string(config).unwrap_or_default();
+    Sha1::digest(serialized.as_bytes())
+        .iter()
+        .take(3)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Reads at most `limit` bytes of a body; over it, fails unless `truncate`.

@@ -31,6 +31,7 @@
 mod client;
 pub mod frame;
 pub mod merge;
+pub mod metrics;
 pub mod proto;
 
 pub use client::{Endpoint, EndpointRules, RemoteSeries, decode_frame, decode_samples_answer};
@@ -40,13 +41,7 @@ use crate::promql::tsdb_source::TsdbSource;
 use crate::promql::{Matcher, Queryable, SeriesData, StorageError};
 use crate::tsdb::Tsdb;
 use std::cell::RefCell;
-use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
-
-/// How long the local start time (from the blocks' `meta.json`) is reused before it is read
-/// again; a new or deleted block also refreshes it.
-const START_TIME_REFRESH: Duration = Duration::from_secs(30);
+use std::sync::{Arc, RwLock};
 
 /// The endpoints and what their rules need from the configuration.
 #[derive(Debug, Default)]
@@ -59,19 +54,13 @@ pub struct Settings {
     pub start_time_margin_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct StartTime {
-    read_at: Instant,
-    blocks: usize,
-    oldest_block_ms: Option<i64>,
-}
-
 /// The `remote_read` endpoints of the configuration in force; shared by the query API and the
 /// rule manager.
 #[derive(Debug, Default)]
 pub struct RemoteRead {
     settings: RwLock<Arc<Settings>>,
-    start_time: Mutex<Option<StartTime>>,
+    /// The client's numbers per endpoint, and the server's.
+    pub metrics: Arc<metrics::ReadMetrics>,
 }
 
 impl RemoteRead {
@@ -85,8 +74,13 @@ impl RemoteRead {
             .config
             .remote_read
             .iter()
-            .map(|config| Endpoint::new(&config.value, loaded).map(Arc::new))
+            .map(|config| Endpoint::new(&config.value, loaded, &self.metrics).map(Arc::new))
             .collect::<Result<Vec<_>, String>>()?;
+        let current: Vec<_> = endpoints
+            .iter()
+            .map(|endpoint| Arc::clone(endpoint.metrics()))
+            .collect();
+        self.metrics.retain(&current);
         let global = &loaded.config.global;
         let mut external_labels: Vec<(String, String)> = global
             .external_labels
@@ -121,68 +115,11 @@ impl RemoteRead {
         FanoutQueryable {
             local: TsdbSource::new(tsdb),
             tsdb,
-            remote: self,
             settings: self.settings(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             warnings: RefCell::new(Vec::new()),
         }
     }
-
-    /// The first timestamp of the oldest block, if any; read from the blocks' `meta.json`
-    /// (the TSDB does not expose its block metas) and reused for a while.
-    fn oldest_block_ms(&self, tsdb: &Tsdb) -> Option<i64> {
-        let blocks = tsdb.num_blocks();
-        if blocks == 0 {
-            return None;
-        }
-        let mut cached = self
-            .start_time
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(known) = *cached
-            && known.blocks == blocks
-            && known.read_at.elapsed() < START_TIME_REFRESH
-        {
-            return known.oldest_block_ms;
-        }
-        let oldest_block_ms = read_oldest_block_ms(tsdb.folder());
-        *cached = Some(StartTime {
-            read_at: Instant::now(),
-            blocks,
-            oldest_block_ms,
-        });
-        oldest_block_ms
-    }
-}
-
-/// The smallest `minTime` among the block folders' `meta.json` files (folders named by a
-/// ULID); `None` when none can be read.
-fn read_oldest_block_ms(folder: &Path) -> Option<i64> {
-    use std::io::Read as _;
-    let entries = std::fs::read_dir(folder).ok()?;
-    let mut oldest: Option<i64> = None;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.parse::<crate::tsdb::meta::Ulid>().is_err() {
-            continue;
-        }
-        let Ok(file) = std::fs::File::open(entry.path().join("meta.json")) else {
-            continue;
-        };
-        let mut text = Vec::new();
-        if file
-            .take(crate::tsdb::meta::MAX_META_BYTES)
-            .read_to_end(&mut text)
-            .is_err()
-        {
-            continue;
-        }
-        if let Ok(meta) = serde_json::from_slice::<crate::tsdb::meta::BlockMeta>(&text) {
-            oldest = Some(oldest.map_or(meta.min_time, |t: i64| t.min(meta.min_time)));
-        }
-    }
-    oldest
 }
 
 fn now_ms() -> i64 {
@@ -194,7 +131,6 @@ fn now_ms() -> i64 {
 pub struct FanoutQueryable<'a> {
     local: TsdbSource<'a>,
     tsdb: &'a Tsdb,
-    remote: &'a RemoteRead,
     settings: Arc<Settings>,
     runtime: Option<tokio::runtime::Handle>,
     warnings: RefCell<Vec<String>>,
@@ -216,10 +152,7 @@ impl FanoutQueryable<'_> {
 
     /// The local start time for `read_recent: false`, with its margin.
     fn local_start_ms(&self) -> i64 {
-        let start = self
-            .remote
-            .oldest_block_ms(self.tsdb)
-            .unwrap_or_else(now_ms);
+        let start = self.tsdb.oldest_block_min_time().unwrap_or_else(now_ms);
         start.saturating_add(self.settings.start_time_margin_ms)
     }
 }

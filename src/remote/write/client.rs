@@ -3,6 +3,7 @@
 //! retry (5xx, network errors, 429 when `retry_on_http_429`) from those that drop the batch
 //! (other 4xx). A 2.0 endpoint that answers 415 is switched to 1.0 for good.
 
+use super::metadata::{MetadataIndex, metric_type_number};
 use crate::api::remote_write::proto;
 use crate::config::prometheus::{ProtobufMessage, RemoteWriteConfig};
 use crate::ingest::scrape::{Auth, build_http_client, error_chain, resolve_http_auth};
@@ -136,8 +137,9 @@ pub fn encode_v1(samples: &[QueuedSample]) -> Vec<u8> {
     request.encode_to_vec()
 }
 
-/// Encodes samples as `io.prometheus.write.v2.Request`, strings interned in its symbol table.
-pub fn encode_v2(samples: &[QueuedSample]) -> Vec<u8> {
+/// Encodes samples as `io.prometheus.write.v2.Request`, strings interned in its symbol table;
+/// each series carries the metadata `metadata` knows for it.
+pub fn encode_v2(samples: &[QueuedSample], metadata: &MetadataIndex) -> Vec<u8> {
     let mut symbols: Vec<String> = vec![String::new()];
     let mut symbol_index: HashMap<String, u32> = HashMap::from([(String::new(), 0)]);
     let mut intern = |text: &str| -> u32 {
@@ -160,8 +162,16 @@ pub fn encode_v2(samples: &[QueuedSample]) -> Vec<u8> {
                     labels_refs.push(intern(name));
                     labels_refs.push(intern(value));
                 }
+                let metadata = metadata
+                    .lookup(&sample.series)
+                    .map(|found| proto::v2::Metadata {
+                        r#type: metric_type_number(found.kind),
+                        help_ref: intern(&found.help),
+                        unit_ref: intern(&found.unit),
+                    });
                 timeseries.push(proto::v2::TimeSeries {
                     labels_refs,
+                    metadata,
                     ..Default::default()
                 });
                 index.insert(sample.series_ref, timeseries.len() - 1);
@@ -178,6 +188,14 @@ pub fn encode_v2(samples: &[QueuedSample]) -> Vec<u8> {
         timeseries,
     }
     .encode_to_vec()
+}
+
+/// Snappy block compression. It cannot fail on an in-memory buffer below its 4 GiB limit,
+/// which requests (bounded by `max_samples_per_send`) never come near.
+pub fn compress(raw: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(raw)
+        .unwrap_or_default()
 }
 
 /// Posts batches to one endpoint.
@@ -220,19 +238,15 @@ impl RemoteClient {
     }
 
     /// Encodes and compresses a batch for the protocol in use; the body and whether it is 2.0.
-    pub fn encode(&self, samples: &[QueuedSample]) -> (Vec<u8>, bool) {
+    /// `metadata` gives 2.0's per-series metadata.
+    pub fn encode(&self, samples: &[QueuedSample], metadata: &MetadataIndex) -> (Vec<u8>, bool) {
         let v2 = self.speaks_v2();
         let raw = if v2 {
-            encode_v2(samples)
+            encode_v2(samples, metadata)
         } else {
             encode_v1(samples)
         };
-        // Snappy's block format cannot fail on an in-memory buffer below its 4 GiB limit,
-        // which batches (bounded by max_samples_per_send) never come near.
-        let compressed = snap::raw::Encoder::new()
-            .compress_vec(&raw)
-            .unwrap_or_default();
-        (compressed, v2)
+        (compress(&raw), v2)
     }
 
     /// Sends one encoded body. A 415 to a 2.0 request switches the client to 1.0.
@@ -343,7 +357,11 @@ mod tests {
 
     #[test]
     fn both_encodings_decode_with_the_receivers_reader() {
-        for (bytes, v2) in [(encode_v1(&batch()), false), (encode_v2(&batch()), true)] {
+        let none = MetadataIndex::default();
+        for (bytes, v2) in [
+            (encode_v1(&batch()), false),
+            (encode_v2(&batch(), &none), true),
+        ] {
             let request = if v2 {
                 wire::decode_v2(&bytes).unwrap()
             } else {
@@ -370,6 +388,50 @@ mod tests {
                 "v2: {v2}"
             );
         }
+    }
+
+    #[test]
+    fn v2_series_carry_their_targets_metadata() {
+        use super::super::metadata::TargetMetadataSnapshot;
+        use crate::ingest::scrape::MetricMetadata;
+        let series: SeriesLabels = Arc::new(vec![
+            ("__name__".into(), "up".into()),
+            ("instance".into(), "h:1".into()),
+            ("job".into(), "a".into()),
+        ]);
+        let unknown: SeriesLabels = Arc::new(vec![("__name__".into(), "pushed".into())]);
+        let index = MetadataIndex::new(vec![TargetMetadataSnapshot {
+            job: "a".into(),
+            instance: "h:1".into(),
+            metadata: Arc::new(
+                [(
+                    "up".to_string(),
+                    MetricMetadata {
+                        kind: "gauge",
+                        help: "Whether the target is up.".into(),
+                        unit: String::new(),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            ),
+        }]);
+        let bytes = encode_v2(
+            &[
+                sample(&series, 1, 1000, 1.0),
+                sample(&unknown, 2, 1000, 3.0),
+            ],
+            &index,
+        );
+        let request = proto::v2::Request::decode(bytes.as_slice()).unwrap();
+        let first = request.timeseries[0].metadata.clone().unwrap();
+        assert_eq!(first.r#type, 2);
+        assert_eq!(
+            request.symbols[first.help_ref as usize],
+            "Whether the target is up."
+        );
+        assert_eq!(request.symbols[first.unit_ref as usize], "");
+        assert_eq!(request.timeseries[1].metadata, None);
     }
 
     #[test]

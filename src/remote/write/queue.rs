@@ -10,13 +10,15 @@
 //! resumes where its queue stopped. (Prometheus itself starts each queue from "now" after a
 //! restart.) A queue with no saved position starts from the end of the WAL, as Prometheus.
 
-use super::client::{QueuedSample, RemoteClient, SendError, SeriesLabels, next_backoff};
+use super::client::{QueuedSample, RemoteClient, SendError, SeriesLabels, compress, next_backoff};
+use super::metadata::{self, MetadataIndex, MetadataSource};
 use super::metrics::{DropReason, QueueMetrics};
 use super::progress::Progress;
 use super::sharding::{self, EwmaRate, SHARD_UPDATE_INTERVAL, ShardInputs};
 use super::wal_tail::{Position, WalTail};
+use crate::api::remote_write::proto;
 use crate::config::Spanned;
-use crate::config::prometheus::{NameValidation, QueueConfig, RelabelConfig};
+use crate::config::prometheus::{MetadataConfig, NameValidation, QueueConfig, RelabelConfig};
 use crate::ingest::relabel::{LabelBuilder, process};
 use crate::tsdb::wal::checkpoint;
 use crate::tsdb::wal::record::{self, Record};
@@ -24,7 +26,7 @@ use crate::tsdb::wal::segment;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,6 +36,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const PERSIST_INTERVAL: Duration = Duration::from_secs(5);
 /// The most series one queue caches (a bound on memory against a runaway WAL).
 const MAX_SERIES: usize = 50_000_000;
+/// How often the targets' metadata that 2.0 series carry is re-read from the scrape manager
+/// (cheap: one `Arc` per target), so a new target's series get theirs within seconds.
+const METADATA_INDEX_REFRESH: Duration = Duration::from_secs(5);
 
 /// Everything a queue is built from.
 #[derive(Debug, Clone)]
@@ -46,6 +51,7 @@ pub struct QueueSettings {
     /// Where the shipped position is kept.
     pub position_file: PathBuf,
     pub queue: QueueConfig,
+    pub metadata: MetadataConfig,
     /// `global.external_labels`; a series' own label of the same name wins.
     pub external_labels: Vec<(String, String)>,
     pub relabel: Vec<Spanned<RelabelConfig>>,
@@ -176,6 +182,8 @@ struct Shared {
     desired_shards: AtomicUsize,
     /// Per running shard: all its samples in records starting before this were delivered.
     delivered: Mutex<Vec<Position>>,
+    /// The targets' metadata 2.0 series carry; refreshed by the metadata task.
+    metadata_index: RwLock<Arc<MetadataIndex>>,
 }
 
 /// A running queue.
@@ -183,6 +191,9 @@ pub struct Queue {
     shared: Arc<Shared>,
     finished: Mutex<Option<oneshot::Receiver<()>>>,
     controller: tokio::task::JoinHandle<()>,
+    /// Sends (1.0) or indexes (2.0) the targets' metadata; absent with `send: false` or
+    /// without a source.
+    metadata: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -195,9 +206,13 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    /// Starts the reader, the shards and the controller. Must be called inside a tokio
-    /// runtime.
-    pub fn start(settings: QueueSettings, client: RemoteClient) -> Result<Arc<Queue>, String> {
+    /// Starts the reader, the shards, the controller and (with `metadata_config.send` and a
+    /// source) the metadata task. Must be called inside a tokio runtime.
+    pub fn start(
+        settings: QueueSettings,
+        client: RemoteClient,
+        metadata_source: Option<Arc<dyn MetadataSource>>,
+    ) -> Result<Arc<Queue>, String> {
         let queue = &settings.queue;
         let min_shards = queue.min_shards.max(1);
         let metrics = Arc::new(QueueMetrics::new(
@@ -220,6 +235,7 @@ impl Queue {
             abandon,
             desired_shards: AtomicUsize::new(min_shards as usize),
             delivered: Mutex::new(Vec::new()),
+            metadata_index: RwLock::new(Arc::default()),
             settings,
         });
         let runtime = tokio::runtime::Handle::current();
@@ -233,10 +249,14 @@ impl Queue {
             })
             .map_err(|error| format!("cannot start the remote write reader thread: {error}"))?;
         let controller = tokio::spawn(run_controller(Arc::clone(&shared)));
+        let metadata = metadata_source
+            .filter(|_| shared.settings.metadata.send)
+            .map(|source| tokio::spawn(run_metadata(Arc::clone(&shared), source)));
         Ok(Arc::new(Queue {
             shared,
             finished: Mutex::new(Some(finished)),
             controller,
+            metadata,
         }))
     }
 
@@ -253,6 +273,10 @@ impl Queue {
     pub async fn stop(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         self.controller.abort();
+        // Metadata is sent again in full every interval: nothing is lost by cutting a send.
+        if let Some(metadata) = &self.metadata {
+            metadata.abort();
+        }
         let Some(mut finished) = lock(&self.finished).take() else {
             return;
         };
@@ -653,7 +677,13 @@ async fn send_batch(
         let (body, v2) = match &encoded {
             Some((body, v2)) if *v2 == shared.client.speaks_v2() => (body.clone(), *v2),
             _ => {
-                let (body, v2) = shared.client.encode(batch);
+                let index = Arc::clone(
+                    &shared
+                        .metadata_index
+                        .read()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                );
+                let (body, v2) = shared.client.encode(batch, &index);
                 let body = bytes::Bytes::from(body);
                 encoded = Some((body.clone(), v2));
                 (body, v2)
@@ -719,6 +749,104 @@ async fn send_batch(
                 }
                 metrics.samples_retried.fetch_add(count, Ordering::Relaxed);
                 backoff = next;
+            }
+        }
+    }
+}
+
+/// The metadata task: every `send_interval`, while the endpoint speaks 1.0, sends the
+/// targets' metadata (Prometheus 2.42's metadata watcher); every few seconds, while it speaks
+/// 2.0, rebuilds the index the shards' encoder takes per-series metadata from. Checking the
+/// protocol at each tick follows a 415 fallback from 2.0 to 1.0.
+async fn run_metadata(shared: Arc<Shared>, source: Arc<dyn MetadataSource>) {
+    use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+    // Validation refuses a zero interval; the floor keeps `interval` from panicking anyway.
+    let send_every = shared
+        .settings
+        .metadata
+        .send_interval
+        .as_std()
+        .max(Duration::from_millis(1));
+    let mut sends = interval_at(Instant::now() + send_every, send_every);
+    sends.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut refreshes = interval(METADATA_INDEX_REFRESH);
+    refreshes.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = sends.tick() => {
+                if !shared.client.speaks_v2() {
+                    let entries = metadata::collect(&source.active_targets_metadata());
+                    send_metadata(&shared, &entries).await;
+                }
+            }
+            _ = refreshes.tick() => {
+                if shared.client.speaks_v2() {
+                    let index = MetadataIndex::new(source.active_targets_metadata());
+                    *shared
+                        .metadata_index
+                        .write()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(index);
+                }
+            }
+        }
+    }
+}
+
+/// Sends metadata entries as 1.0 requests of at most `max_samples_per_send` each, one after
+/// the other; recoverable failures are retried with the queue's backoff (until the queue
+/// stops), others drop the request's entries and count them failed.
+async fn send_metadata(shared: &Shared, entries: &[proto::MetricMetadata]) {
+    let metrics = &shared.metrics;
+    let queue = &shared.settings.queue;
+    let per_request = usize::try_from(shared.settings.metadata.max_samples_per_send)
+        .unwrap_or(usize::MAX)
+        .clamp(1, 1 << 20);
+    for request in entries.chunks(per_request) {
+        let body = bytes::Bytes::from(compress(&metadata::encode_v1(request)));
+        let count = request.len() as u64;
+        let mut backoff = queue.min_backoff.as_std();
+        loop {
+            let started = Instant::now();
+            let result = shared.client.send(body.clone(), false).await;
+            metrics
+                .batch_duration
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(()) => {
+                    metrics.metadata_sent.fetch_add(count, Ordering::Relaxed);
+                    metrics
+                        .metadata_bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                    break;
+                }
+                Err(SendError::Recoverable {
+                    message,
+                    retry_after,
+                }) => {
+                    tracing::warn!(
+                        remote_name = %shared.settings.remote_name,
+                        url = %shared.settings.url,
+                        error = %message,
+                        entries = count,
+                        "remote write: failed to send metadata, retrying"
+                    );
+                    metrics.metadata_retried.fetch_add(count, Ordering::Relaxed);
+                    let (sleep, next) =
+                        next_backoff(backoff, retry_after, queue.max_backoff.as_std());
+                    tokio::time::sleep(sleep).await;
+                    backoff = next;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        remote_name = %shared.settings.remote_name,
+                        url = %shared.settings.url,
+                        %error,
+                        entries = count,
+                        "remote write: non-recoverable error while sending metadata"
+                    );
+                    metrics.metadata_failed.fetch_add(count, Ordering::Relaxed);
+                    break;
+                }
             }
         }
     }
@@ -890,6 +1018,7 @@ mod tests {
             wal_folder: dir.join("wal"),
             position_file,
             queue: config.queue_config.clone(),
+            metadata: config.metadata_config.clone(),
             external_labels: vec![
                 ("job".into(), "external".into()),
                 ("replica".into(), "r1".into()),
@@ -899,7 +1028,7 @@ mod tests {
             flush_deadline: Duration::from_secs(2),
         };
         let client = RemoteClient::new(&config, dir).unwrap();
-        Queue::start(settings, client).unwrap()
+        Queue::start(settings, client, None).unwrap()
     }
 
     async fn wait_for(what: &str, condition: impl Fn() -> bool) {

@@ -52,7 +52,9 @@ pub fn segment_path(folder: &Path, number: u64) -> PathBuf {
     folder.join(format!("{number:08}"))
 }
 
-/// Appends records to the WAL. Nothing is durable until [`WalWriter::sync`] returns.
+/// Appends records to the WAL. Records reach the file at [`WalWriter::flush`] (they then
+/// survive the process being killed: the page cache keeps them) and the disk at
+/// [`WalWriter::sync`] (they then survive a power loss); a segment cut syncs the segment.
 #[derive(Debug)]
 pub struct WalWriter {
     folder: PathBuf,
@@ -62,6 +64,11 @@ pub struct WalWriter {
     /// Bytes written to the current segment (including ones still in `pending`).
     segment_position: usize,
     pending: Vec<u8>,
+    /// Reused for encoding samples records (see [`WalWriter::log_samples`]).
+    record_buffer: Vec<u8>,
+    /// fsyncs done by this writer (all segments), and their total duration.
+    fsyncs: u64,
+    fsync_nanos: u64,
 }
 
 impl WalWriter {
@@ -88,7 +95,15 @@ impl WalWriter {
             file,
             segment_position: 0,
             pending: Vec::with_capacity(PAGE_BYTES),
+            record_buffer: Vec::new(),
+            fsyncs: 0,
+            fsync_nanos: 0,
         })
+    }
+
+    /// fsyncs done so far, and their total duration in nanoseconds (for the fsync metrics).
+    pub fn fsync_totals(&self) -> (u64, u64) {
+        (self.fsyncs, self.fsync_nanos)
     }
 
     /// The current segment's number.
@@ -126,6 +141,19 @@ impl WalWriter {
             whole_pages
         };
         page_room + whole_pages * (PAGE_BYTES - FRAGMENT_HEADER_BYTES)
+    }
+
+    /// Appends a samples record of `samples`, encoded in a buffer the writer keeps between
+    /// calls (commits pay no allocation for it).
+    pub fn log_samples(
+        &mut self,
+        samples: &[crate::tsdb::wal::record::RefSample],
+    ) -> Result<(), TsdbError> {
+        let mut buffer = std::mem::take(&mut self.record_buffer);
+        crate::tsdb::wal::record::encode_samples_into(&mut buffer, samples);
+        let logged = self.log(&buffer);
+        self.record_buffer = buffer;
+        logged
     }
 
     /// Appends one record (buffered).
@@ -175,7 +203,10 @@ impl WalWriter {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), TsdbError> {
+    /// Writes everything logged to the segment file (one `write`): after this the records
+    /// survive a killed process, as Prometheus's WAL guarantees at commit (it fsyncs only when
+    /// a segment is cut).
+    pub fn flush(&mut self) -> Result<(), TsdbError> {
         if !self.pending.is_empty() {
             let path = segment_path(&self.folder, self.segment);
             self.file
@@ -190,7 +221,13 @@ impl WalWriter {
     pub fn sync(&mut self) -> Result<(), TsdbError> {
         self.flush()?;
         let path = segment_path(&self.folder, self.segment);
-        self.file.sync_data().map_err(TsdbError::io(&path))
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_data().map_err(TsdbError::io(&path));
+        self.fsyncs += 1;
+        self.fsync_nanos = self
+            .fsync_nanos
+            .saturating_add(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        synced
     }
 
     /// Closes the current segment (padded, fsynced) and starts the next one; returns the
@@ -209,9 +246,22 @@ impl WalWriter {
     fn cut_segment(&mut self) -> Result<(), TsdbError> {
         self.pad_page();
         self.sync()?;
-        let next = WalWriter::create(&self.folder, self.segment + 1, self.segment_bytes)?;
+        let mut next = WalWriter::create(&self.folder, self.segment + 1, self.segment_bytes)?;
+        next.fsyncs = self.fsyncs;
+        next.record_buffer = std::mem::take(&mut self.record_buffer);
+        next.fsync_nanos = self.fsync_nanos;
         *self = next;
         Ok(())
+    }
+}
+
+impl Drop for WalWriter {
+    /// A writer closed (the node stopping, a segment cut) leaves its records on disk, as
+    /// Prometheus's WAL syncs on close.
+    fn drop(&mut self) {
+        if let Err(error) = self.sync() {
+            tracing::warn!(%error, "syncing a WAL segment at close failed");
+        }
     }
 }
 
