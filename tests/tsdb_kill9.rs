@@ -92,6 +92,7 @@ fn acknowledged_samples_survive_kill_9() {
     }
     let folder = tempfile::tempdir().unwrap();
     let mut acknowledged: BTreeSet<i64> = BTreeSet::new();
+    let mut runs_leaving_chunk_files = 0;
     for run in 0..5 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
@@ -121,6 +122,23 @@ fn acknowledged_samples_survive_kill_9() {
             acks.len()
         );
         acknowledged.extend(acks);
+
+        // What the killed writer left in chunks_head/ reads back whole up to at most a torn
+        // tail (the next open rewrites it from the WAL anyway).
+        let chunks_head = folder
+            .path()
+            .join(tocsin::tsdb::chunks_head::CHUNKS_HEAD_FOLDER);
+        if chunks_head.is_dir() {
+            let scanned = tocsin::tsdb::chunks_head::scan_folder(&chunks_head).unwrap();
+            println!(
+                "run {run}: chunks_head: {} chunks, torn tail: {:?}",
+                scanned.chunks.len(),
+                scanned.torn
+            );
+            if std::fs::read_dir(&chunks_head).unwrap().count() > 0 {
+                runs_leaving_chunk_files += 1;
+            }
+        }
     }
     assert!(
         acknowledged.len() > 20,
@@ -128,20 +146,11 @@ fn acknowledged_samples_survive_kill_9() {
         acknowledged.len()
     );
 
-    // The killed writer cut chunks into chunks_head/: what it left reads back whole up to at
-    // most a torn tail (the next open rewrites it from the WAL anyway).
-    let chunks_head = folder
-        .path()
-        .join(tocsin::tsdb::chunks_head::CHUNKS_HEAD_FOLDER);
-    let scanned = tocsin::tsdb::chunks_head::scan_folder(&chunks_head).unwrap();
-    println!(
-        "chunks_head: {} chunks, torn tail: {:?}",
-        scanned.chunks.len(),
-        scanned.torn
-    );
+    // Some killed writer cut chunks into chunks_head/ (how many depends on how far each run got
+    // before its kill: a short last run may leave none, since every open rebuilds the folder).
     assert!(
-        std::fs::read_dir(&chunks_head).unwrap().count() > 0,
-        "the writer left no head chunk file"
+        runs_leaving_chunk_files > 0,
+        "no writer left a head chunk file"
     );
 
     let tsdb = Tsdb::open(folder.path(), options()).unwrap();
