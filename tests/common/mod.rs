@@ -199,7 +199,8 @@ fn request_with_body(method: &str, url: &str, body: &str) -> (u16, String) {
     )
 }
 
-fn dechunk(mut body: &str) -> String {
+/// A chunked HTTP/1.1 body's data.
+pub fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
