@@ -288,6 +288,20 @@ impl Tally {
     }
 }
 
+/// promtool refuses a whole command, before looking at any file, when a path is missing:
+/// reports the first missing one and returns `true`.
+pub fn report_missing_path(files: &[std::path::PathBuf], err: &mut dyn Write) -> bool {
+    let Some(missing) = files.iter().find(|file| !file.exists()) else {
+        return false;
+    };
+    let _ = writeln!(
+        err,
+        "tocsin: error: path '{}' does not exist",
+        missing.display()
+    );
+    true
+}
+
 /// Runs `check rules` over `files` (standard input when empty), printing as promtool prints,
 /// and returns the exit status. Output errors are ignored: there is nowhere left to report them.
 pub fn run(
@@ -297,16 +311,8 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    // promtool refuses the whole command, before checking anything, when a path is missing.
-    for file in files {
-        if !file.exists() {
-            let _ = writeln!(
-                err,
-                "tocsin: error: path '{}' does not exist",
-                file.display()
-            );
-            return EXIT_FAILURE;
-        }
+    if report_missing_path(files, err) {
+        return EXIT_FAILURE;
     }
     let mut tally = Tally::default();
     if files.is_empty() {

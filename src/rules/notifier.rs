@@ -15,7 +15,7 @@ use super::alert::OutgoingAlert;
 use crate::config::Spanned;
 use crate::config::prometheus::{AlertmanagerConfig, NameValidation, RelabelConfig};
 use crate::ingest::relabel::{self, LabelBuilder};
-use crate::ingest::targets::{ADDRESS_LABEL, SCHEME_LABEL, TargetGroup};
+use crate::ingest::targets::{ADDRESS_LABEL, SCHEME_LABEL, TargetGroup, static_config_groups};
 use crate::promql::Labels;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -258,28 +258,9 @@ pub fn alertmanagers_from_group(
     Ok(out)
 }
 
-/// The groups of a set's `static_configs`, sources `static/<index>`.
+/// The groups of a set's `static_configs`, as a scrape job's are built.
 pub fn static_groups(config: &AlertmanagerConfig) -> Vec<TargetGroup> {
-    config
-        .static_configs
-        .iter()
-        .enumerate()
-        .map(|(index, config)| TargetGroup {
-            source: format!("static/{index}"),
-            targets: config
-                .value
-                .targets
-                .iter()
-                .map(|target| BTreeMap::from([(ADDRESS_LABEL.to_string(), target.value.clone())]))
-                .collect(),
-            labels: config
-                .value
-                .labels
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect(),
-        })
-        .collect()
+    static_config_groups(&config.static_configs)
 }
 
 /// One `alerting.alertmanagers` entry and the Alertmanagers it discovered.

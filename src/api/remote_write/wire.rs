@@ -137,6 +137,25 @@ impl<'a> Request<'a> {
         self.exemplars.get(series.exemplars.clone()).unwrap_or(&[])
     }
 
+    /// Every sample as (`name=value,…` of its series, timestamp, value), in request order:
+    /// what tests of the senders compare against.
+    #[cfg(test)]
+    pub fn flat_samples(&self) -> Vec<(String, i64, f64)> {
+        let mut flat = Vec::new();
+        for series in &self.series {
+            let labels: Vec<String> = self
+                .labels_of(series)
+                .iter()
+                .map(|pair| format!("{}={}", pair.name, pair.value))
+                .collect();
+            let labels = labels.join(",");
+            for sample in self.samples_of(series) {
+                flat.push((labels.clone(), sample.timestamp, sample.value));
+            }
+        }
+        flat
+    }
+
     pub fn exemplar_labels_of(&self, exemplar: &Exemplar) -> &[LabelPair<'a>] {
         self.exemplar_labels
             .get(exemplar.labels.clone())

@@ -367,19 +367,8 @@ mod tests {
             } else {
                 wire::decode_v1(&bytes).unwrap()
             };
-            let mut seen = Vec::new();
-            for series in &request.series {
-                let labels: Vec<String> = request
-                    .labels_of(series)
-                    .iter()
-                    .map(|pair| format!("{}={}", pair.name, pair.value))
-                    .collect();
-                for sample in request.samples_of(series) {
-                    seen.push((labels.join(","), sample.timestamp, sample.value));
-                }
-            }
             assert_eq!(
-                seen,
+                request.flat_samples(),
                 vec![
                     ("__name__=up,job=a".to_string(), 1000, 1.0),
                     ("__name__=up,job=a".to_string(), 2000, 1.5),

@@ -655,7 +655,6 @@ async fn send_batch(
     let metrics = &shared.metrics;
     let queue = &shared.settings.queue;
     let mut backoff = queue.min_backoff.as_std();
-    let max_backoff = queue.max_backoff.as_std();
     let age_limit_ms = i64::try_from(queue.sample_age_limit.as_millis()).unwrap_or(i64::MAX);
     let mut encoded: Option<(bytes::Bytes, bool)> = None;
     loop {
@@ -735,22 +734,52 @@ async fn send_batch(
                 message,
                 retry_after,
             }) => {
-                tracing::warn!(
-                    remote_name = %shared.settings.remote_name,
-                    url = %shared.settings.url,
-                    error = %message,
-                    samples = count,
-                    "remote write: failed to send batch, retrying"
-                );
-                let (sleep, next) = next_backoff(backoff, retry_after, max_backoff);
-                tokio::select! {
-                    _ = tokio::time::sleep(sleep) => {}
-                    _ = abandon.wait_for(|stop| *stop) => return false,
-                }
+                let retry = Retry {
+                    what: "samples",
+                    count,
+                    message: &message,
+                    retry_after,
+                };
+                let Some(next) = wait_to_retry(shared, retry, backoff, abandon).await else {
+                    return false;
+                };
                 metrics.samples_retried.fetch_add(count, Ordering::Relaxed);
                 backoff = next;
             }
         }
+    }
+}
+
+/// A recoverable send failure: what was being sent, how many entries, why it failed, and the
+/// server's `Retry-After` if it gave one.
+struct Retry<'a> {
+    what: &'static str,
+    count: u64,
+    message: &'a str,
+    retry_after: Option<Duration>,
+}
+
+/// Logs a recoverable failure and waits out the backoff before the next attempt; returns the
+/// backoff after that one, or `None` when the queue was abandoned meanwhile.
+async fn wait_to_retry(
+    shared: &Shared,
+    retry: Retry<'_>,
+    backoff: Duration,
+    abandon: &mut watch::Receiver<bool>,
+) -> Option<Duration> {
+    tracing::warn!(
+        remote_name = %shared.settings.remote_name,
+        url = %shared.settings.url,
+        error = %retry.message,
+        count = retry.count,
+        "remote write: failed to send {}, retrying",
+        retry.what
+    );
+    let max_backoff = shared.settings.queue.max_backoff.as_std();
+    let (sleep, next) = next_backoff(backoff, retry.retry_after, max_backoff);
+    tokio::select! {
+        _ = tokio::time::sleep(sleep) => Some(next),
+        _ = abandon.wait_for(|stop| *stop) => None,
     }
 }
 
@@ -794,10 +823,11 @@ async fn run_metadata(shared: Arc<Shared>, source: Arc<dyn MetadataSource>) {
 
 /// Sends metadata entries as 1.0 requests of at most `max_samples_per_send` each, one after
 /// the other; recoverable failures are retried with the queue's backoff (until the queue
-/// stops), others drop the request's entries and count them failed.
+/// stops or is abandoned), others drop the request's entries and count them failed.
 async fn send_metadata(shared: &Shared, entries: &[proto::MetricMetadata]) {
     let metrics = &shared.metrics;
     let queue = &shared.settings.queue;
+    let mut abandon = shared.abandon.subscribe();
     let per_request = usize::try_from(shared.settings.metadata.max_samples_per_send)
         .unwrap_or(usize::MAX)
         .clamp(1, 1 << 20);
@@ -823,17 +853,17 @@ async fn send_metadata(shared: &Shared, entries: &[proto::MetricMetadata]) {
                     message,
                     retry_after,
                 }) => {
-                    tracing::warn!(
-                        remote_name = %shared.settings.remote_name,
-                        url = %shared.settings.url,
-                        error = %message,
-                        entries = count,
-                        "remote write: failed to send metadata, retrying"
-                    );
                     metrics.metadata_retried.fetch_add(count, Ordering::Relaxed);
-                    let (sleep, next) =
-                        next_backoff(backoff, retry_after, queue.max_backoff.as_std());
-                    tokio::time::sleep(sleep).await;
+                    let retry = Retry {
+                        what: "metadata",
+                        count,
+                        message: &message,
+                        retry_after,
+                    };
+                    let Some(next) = wait_to_retry(shared, retry, backoff, &mut abandon).await
+                    else {
+                        return;
+                    };
                     backoff = next;
                 }
                 Err(error) => {
@@ -955,22 +985,11 @@ mod tests {
                 } else {
                     wire::decode_v1(&raw).unwrap()
                 };
-                let mut samples = Vec::new();
-                for series in &request.series {
-                    let labels: Vec<String> = request
-                        .labels_of(series)
-                        .iter()
-                        .map(|pair| format!("{}={}", pair.name, pair.value))
-                        .collect();
-                    for sample in request.samples_of(series) {
-                        samples.push(format!(
-                            "{}@{}={}",
-                            labels.join(","),
-                            sample.timestamp,
-                            sample.value
-                        ));
-                    }
-                }
+                let samples = request
+                    .flat_samples()
+                    .into_iter()
+                    .map(|(labels, timestamp, value)| format!("{labels}@{timestamp}={value}"))
+                    .collect();
                 lock(&recorded).push((version, samples));
                 let status = lock(&answers).pop_front().unwrap_or(204);
                 StatusCode::from_u16(status).unwrap()

@@ -50,8 +50,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Exit status when any test file failed.
-pub const EXIT_FAILURE: u8 = 1;
+/// Exit status when any test file failed: the same as `check`'s.
+pub use super::check::EXIT_FAILURE;
 
 /// Most rule files one test file's globs may name.
 pub const MAX_RULE_FILES: usize = 10_000;
@@ -86,16 +86,8 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    // promtool refuses the whole command, before testing anything, when a path is missing.
-    for file in files {
-        if !file.exists() {
-            let _ = writeln!(
-                err,
-                "tocsin: error: path '{}' does not exist",
-                file.display()
-            );
-            return EXIT_FAILURE;
-        }
+    if super::check::report_missing_path(files, err) {
+        return EXIT_FAILURE;
     }
     let mut failed = false;
     for file in files {
