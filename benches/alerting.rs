@@ -9,13 +9,16 @@
 //! when their guard is dropped, also on panic.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
-use http::Conn;
+#[path = "common/process.rs"]
+mod process;
+use figures::{median, percentile};
+use process::{Server, cpu_time, load_average};
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -57,7 +60,7 @@ fn main() {
         systems.push(System::Tocsin(PathBuf::from(env!("CARGO_BIN_EXE_tocsin"))));
     }
     if only.is_empty() || only == "alertmanager" {
-        match alertmanager_binary() {
+        match process::alertmanager_binary() {
             Some(path) => systems.push(System::Alertmanager(path)),
             None => println!(
                 "alertmanager not found (set ALERTMANAGER_BIN or `apt-get install prometheus-alertmanager`); \
@@ -66,7 +69,7 @@ fn main() {
         }
     }
     for system in &systems {
-        println!("# {}: {}", system.name(), system.version());
+        println!("# {}: {}", system.name(), process::version(system.binary()));
     }
     println!(
         "# machine: {} CPUs; load: {POST_THREADS} client threads, batches of {BATCH} alerts",
@@ -114,180 +117,10 @@ impl System {
         }
     }
 
-    fn version(&self) -> String {
-        let output = Command::new(self.binary()).arg("--version").output();
-        match output {
-            Ok(output) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                let first = text.lines().next().unwrap_or("").trim().to_string();
-                format!("{} ({first})", self.binary().display())
-            }
-            Err(error) => format!("{} (cannot run: {error})", self.binary().display()),
-        }
-    }
-
     /// Starts the system with `alertmanager_yml` as its Alertmanager configuration.
     fn start(&self, alertmanager_yml: &str) -> Result<Server, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let storage = dir.path().join("data");
-        let port = free_port()?;
-        let listen = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        let mut command = Command::new(self.binary());
-        match self {
-            System::Tocsin(_) => {
-                // A prometheus.yml with the Alertmanager document inline.
-                let mut text = String::from("global:\n  evaluation_interval: 1m\nalertmanager:\n");
-                for line in alertmanager_yml.lines() {
-                    let _ = writeln!(text, "  {line}");
-                }
-                std::fs::write(&config, text).map_err(|e| format!("write config: {e}"))?;
-                command
-                    .arg("--config.file")
-                    .arg(&config)
-                    .arg("--storage.path")
-                    .arg(&storage)
-                    .args(["--web.listen-address", &listen, "--log.level", "warn"]);
-            }
-            System::Alertmanager(_) => {
-                std::fs::write(&config, alertmanager_yml)
-                    .map_err(|e| format!("write config: {e}"))?;
-                command
-                    .arg(format!("--config.file={}", config.display()))
-                    .arg(format!("--storage.path={}", storage.display()))
-                    .arg(format!("--web.listen-address={listen}"))
-                    .args(["--cluster.listen-address=", "--log.level=warn"]);
-            }
-        }
-        let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("log file: {e}"))?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", self.binary().display()))?;
-        let mut server = Server {
-            child,
-            address: listen,
-            log_path,
-            _dir: dir,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-}
-
-fn alertmanager_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("ALERTMANAGER_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    [
-        "/usr/bin/prometheus-alertmanager",
-        "/usr/local/bin/alertmanager",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|path| path.is_file())
-}
-
-/// CPU time (user + system) process `pid` (or `self`) has used so far, from /proc/PID/stat.
-fn cpu_time(pid: &str) -> Result<Duration, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("read /proc stat: {e}"))?;
-    // Fields after the command name: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |field: usize| fields.get(field - 3).and_then(|v| v.parse::<u64>().ok());
-    match (ticks(14), ticks(15)) {
-        // Linux reports these in USER_HZ, which is 100 on every mainstream platform.
-        (Some(user), Some(system)) => Ok(Duration::from_millis((user + system) * 10)),
-        _ => Err("cannot parse /proc stat".to_string()),
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?
-        .port();
-    Ok(port)
-}
-
-/// A running server; killed (and its temp directory removed) when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}:\n{}", self.log_tail()));
-            }
-            if let Ok(mut conn) = Conn::open(&self.address, IO_TIMEOUT)
-                && let Ok((200, _)) = conn.request("GET", "/-/ready", b"")
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!(
-            "not ready after {READY_TIMEOUT:?}:\n{}",
-            self.log_tail()
-        ))
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// CPU time (user + system) the server has used so far.
-    fn cpu_time(&self) -> Result<Duration, String> {
-        cpu_time(&self.child.id().to_string())
-    }
-
-    /// Resident set size in bytes, from /proc/PID/status.
-    fn rss_bytes(&self) -> Result<u64, String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| format!("read /proc status: {e}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| "no VmRSS in /proc status".to_string())
-    }
-
-    fn conn(&self) -> Result<Conn, String> {
-        Conn::open(&self.address, IO_TIMEOUT)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let tocsin = matches!(self, System::Tocsin(_));
+        process::start_alerting(self.binary(), tocsin, alertmanager_yml, READY_TIMEOUT)
     }
 }
 
@@ -395,7 +228,7 @@ fn post_batches(
     let errors = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::new();
     for _ in 0..threads {
-        conns.push(server.conn()?);
+        conns.push(server.conn(IO_TIMEOUT)?);
     }
     let started = Instant::now();
     let handles: Vec<_> = conns
@@ -486,7 +319,7 @@ struct Latency {
 
 /// Times `GET /api/v2/alerts` (the whole response read) over one keep-alive connection.
 fn get_latency(server: &Server) -> Result<Latency, String> {
-    let mut conn = server.conn()?;
+    let mut conn = server.conn(IO_TIMEOUT)?;
     // One untimed request to warm up and to check the answer.
     let (status, body) = conn.request("GET", "/api/v2/alerts", b"")?;
     if status != 200 {
@@ -510,20 +343,11 @@ fn get_latency(server: &Server) -> Result<Latency, String> {
     }
     samples.sort();
     Ok(Latency {
-        p50: percentile(&samples, 0.50),
-        p99: percentile(&samples, 0.99),
+        p50: percentile(&samples, 0.50).unwrap_or_default(),
+        p99: percentile(&samples, 0.99).unwrap_or_default(),
         samples: samples.len(),
         counts,
     })
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (quantile * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -585,32 +409,16 @@ fn run_interleaved(systems: &[System]) -> Vec<Results> {
         .collect()
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
 /// 1. Alerts/s accepted by `POST /api/v2/alerts`.
 ///
 /// Returns alerts/s and server CPU milliseconds per 1000 alerts.
 fn phase_post_rate(system: &System, batches: Arc<Vec<Vec<u8>>>) -> Result<(f64, f64), String> {
     let server = system.start(&alertmanager_config(0))?;
     let cpu_before = server.cpu_time()?;
-    let client_before = cpu_time("self")?;
+    let client_before = cpu_time(std::process::id())?;
     let outcome = post_batches(&server, batches, POST_THREADS, POST_TIME_LIMIT)?;
     let cpu = server.cpu_time()?.saturating_sub(cpu_before);
-    let client_cpu = cpu_time("self")?.saturating_sub(client_before);
+    let client_cpu = cpu_time(std::process::id())?.saturating_sub(client_before);
     let rate = outcome.accepted as f64 / outcome.elapsed.as_secs_f64();
     let cpu_per_1k = cpu.as_secs_f64() * 1000.0 / (outcome.accepted.max(1) as f64 / 1000.0);
     println!(
@@ -641,7 +449,7 @@ fn phase_post_rate(system: &System, batches: Arc<Vec<Vec<u8>>>) -> Result<(f64, 
 fn phase_memory_and_get(system: &System) -> Result<(f64, Result<Latency, String>), String> {
     let server = system.start(&alertmanager_config(0))?;
     // Warm the HTTP path up so that its buffers are not counted as alert memory.
-    let mut conn = server.conn()?;
+    let mut conn = server.conn(IO_TIMEOUT)?;
     conn.request("POST", "/api/v2/alerts", b"[]")?;
     conn.request("GET", "/api/v2/alerts", b"")?;
     drop(conn);
@@ -692,7 +500,7 @@ fn phase_inhibition(system: &System) -> Result<Latency, String> {
     // Inhibition may be applied asynchronously after the POST returns: give it a bounded while
     // to settle, so the timed requests do the full work.
     let expected = expected_inhibited();
-    let mut conn = server.conn()?;
+    let mut conn = server.conn(IO_TIMEOUT)?;
     for _ in 0..20 {
         let (status, body) = conn.request("GET", "/api/v2/alerts", b"")?;
         if status == 200 && count_alerts(&body)?.suppressed >= expected {

@@ -16,12 +16,15 @@
 //!   behind many ports, one target each) every second for a fixed time; CPU per sample.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/process.rs"]
 mod process;
 
-use process::Server;
+use figures::median;
+use process::{Server, load_average, prometheus_binary};
 use prost::Message as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -156,35 +159,6 @@ impl System {
         Server::spawn(command, listen, dir, READY_TIMEOUT)
             .map_err(|e| format!("{}: {e}", self.name()))
     }
-}
-
-fn prometheus_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("PROMETHEUS_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.is_file())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "?".to_string())
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some(values[values.len() / 2])
 }
 
 // ---------------------------------------------------------------------------------------------

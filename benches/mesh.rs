@@ -11,9 +11,15 @@
 //! arrived and for which group.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
+#[path = "common/process.rs"]
+mod process;
+use figures::percentile;
 use http::{Conn, read_line};
+use process::{alertmanager_binary, load_average};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{BufReader, Read, Write};
@@ -90,7 +96,7 @@ fn main() {
         }
     }
     for system in &systems {
-        println!("# {}: {}", system.name(), system.version());
+        println!("# {}: {}", system.name(), process::version(&system.binary));
     }
     println!(
         "# machine: {} CPUs; peer timeout {PEER_TIMEOUT:?} for both; alertmanager gossip interval \
@@ -163,21 +169,6 @@ impl System {
         match self.kind {
             Kind::Tocsin => "tocsin",
             Kind::Alertmanager => "alertmanager",
-        }
-    }
-
-    fn version(&self) -> String {
-        match Command::new(&self.binary).arg("--version").output() {
-            Ok(output) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                let first = text.lines().next().unwrap_or("").trim().to_string();
-                format!("{} ({first})", self.binary.display())
-            }
-            Err(error) => format!("{} (cannot run: {error})", self.binary.display()),
         }
     }
 
@@ -292,19 +283,6 @@ impl System {
         cluster.wait_ready(size)?;
         Ok(cluster)
     }
-}
-
-fn alertmanager_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("ALERTMANAGER_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    [
-        "/usr/bin/prometheus-alertmanager",
-        "/usr/local/bin/alertmanager",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|path| path.is_file())
 }
 
 /// Free ports held open until the nodes are about to bind them, so that no two nodes get the
@@ -830,17 +808,17 @@ fn convergence(system: &System, size: usize) -> Result<(f64, f64), String> {
         system.name(),
         boot.as_secs_f64(),
         samples.len(),
-        ms(percentile(&samples, 0.50)),
-        ms(percentile(&samples, 0.99)),
+        ms(percentile(&samples, 0.50).unwrap_or_default()),
+        ms(percentile(&samples, 0.99).unwrap_or_default()),
         ms(samples.first().copied().unwrap_or_default()),
-        ms(percentile(&posts, 0.50)),
+        ms(percentile(&posts, 0.50).unwrap_or_default()),
     );
     if samples.is_empty() {
         return Err("no silence created".to_string());
     }
     Ok((
-        ms(percentile(&samples, 0.50)),
-        ms(percentile(&samples, 0.99)),
+        ms(percentile(&samples, 0.50).unwrap_or_default()),
+        ms(percentile(&samples, 0.99).unwrap_or_default()),
     ))
 }
 
@@ -978,7 +956,10 @@ fn phase_failover(system: &System, results: &mut Results) {
             if delivered.delays.is_empty() {
                 results.fail(&[F_P50, F_MAX], "nothing delivered");
             } else {
-                results.set(F_P50, percentile_f64(&delivered.delays, 0.50));
+                results.set(
+                    F_P50,
+                    percentile(&delivered.delays, 0.50).unwrap_or(f64::NAN),
+                );
                 results.set(F_MAX, delivered.delays.last().copied().unwrap_or(0.0));
             }
             results.set(F_LATE, delivered.late as f64);
@@ -1031,7 +1012,7 @@ fn failover(system: &System) -> Result<Delivered, String> {
         delivered.duplicates,
         delivered.missing,
         delivered.late,
-        percentile_f64(&delivered.delays, 0.50),
+        percentile(&delivered.delays, 0.50).unwrap_or(f64::NAN),
         delivered.delays.last().copied().unwrap_or(f64::NAN),
         cluster.notification_notes(system.kind)
     );
@@ -1164,34 +1145,6 @@ fn bandwidth(system: &System) -> Result<(f64, f64), String> {
         hook.take().len(),
     );
     Ok((idle, busy))
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (quantile * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn percentile_f64(sorted: &[f64], quantile: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (quantile * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

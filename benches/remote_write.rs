@@ -17,7 +17,7 @@ mod http;
 #[path = "common/process.rs"]
 mod process;
 
-use process::Server;
+use process::{Server, prometheus_binary};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -286,16 +286,6 @@ fn run(system: &System, targets: &[String], with_remote_write: bool) -> Result<R
         lags,
         shards_max,
     })
-}
-
-fn prometheus_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("PROMETHEUS_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.is_file())
 }
 
 fn main() {

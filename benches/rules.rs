@@ -16,12 +16,14 @@
 //! Servers are real processes on 127.0.0.1, one at a time, killed when dropped (also on panic).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/process.rs"]
 mod process;
 
-use process::Server;
+use process::{Server, copy_dir};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -53,9 +55,6 @@ const NOTIFY_LIMIT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` only checks that it builds.
     if !std::env::args().any(|arg| arg == "--bench") {
@@ -63,8 +62,11 @@ fn main() {
         return;
     }
     let tocsin = PathBuf::from(env!("CARGO_BIN_EXE_tocsin"));
-    let prometheus = PathBuf::from(PROMETHEUS);
-    let alertmanager = PathBuf::from(ALERTMANAGER);
+    // Where they are missing, their phases report the failed start.
+    let prometheus =
+        process::prometheus_binary().unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
+    let alertmanager = process::alertmanager_binary()
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus-alertmanager"));
     println!("# tocsin: {}", process::version(&tocsin));
     println!("# prometheus: {}", process::version(&prometheus));
     println!("# alertmanager: {}", process::version(&alertmanager));
@@ -109,11 +111,17 @@ fn main() {
         "prometheus+alertmanager",
         delays_prometheus(&prometheus, &alertmanager),
     );
-    for (label, pick) in [("p50", 50.0), ("p99", 99.0)] {
+    let sorted = |delays: &Vec<f64>| {
+        let mut delays = delays.clone();
+        delays.sort_by(f64::total_cmp);
+        delays
+    };
+    let (ours, theirs) = (ours.as_ref().map(sorted), theirs.as_ref().map(sorted));
+    for (label, pick) in [("p50", 0.50), ("p99", 0.99)] {
         rows.push((
             format!("sample to webhook {label} (ms)"),
-            ours.as_ref().map(|d| percentile(d, pick)),
-            theirs.as_ref().map(|d| percentile(d, pick)),
+            ours.as_ref().and_then(|d| figures::percentile(d, pick)),
+            theirs.as_ref().and_then(|d| figures::percentile(d, pick)),
             "lower is better",
         ));
     }
@@ -267,23 +275,6 @@ fn rules_file() -> String {
     text
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| format!("mkdir {}: {e}", to.display()))?;
-    for entry in std::fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
-        let entry = entry.map_err(|e| format!("read {}: {e}", from.display()))?;
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| format!("stat: {e}"))?;
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .map_err(|e| format!("copy to {}: {e}", target.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Starts `system` with `config` (a prometheus.yml) and `rules` as `rules.yml` beside it.
 fn start(
     system: System,
     binary: &Path,
@@ -600,12 +591,4 @@ fn delays_prometheus(prometheus: &Path, alertmanager: &Path) -> Result<Vec<f64>,
     );
     let _server = start(System::Prometheus, prometheus, &config, FLIP_RULES, None)?;
     flip_delays(&value, &received, "prometheus+alertmanager")
-}
-
-/// Nearest-rank percentile.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }

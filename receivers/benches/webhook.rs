@@ -13,16 +13,23 @@
 //! webhook requests as they arrive.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+// The workspace's shared bench code (the root crate's benches/common).
+#[path = "../../benches/common/figures.rs"]
+mod figures;
+#[path = "../../benches/common/http.rs"]
+mod http;
+#[path = "../../benches/common/process.rs"]
+mod process;
+use figures::percentile;
+
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -87,7 +94,7 @@ fn main() {
     println!(
         "# machine: {} CPUs; load average before: {}",
         std::thread::available_parallelism().map_or(0, usize::from),
-        load_average()
+        process::load_average()
     );
     println!(
         "# part 1: {NOTIFICATIONS} notifications of {ALERTS_PER_NOTIFICATION} alerts per variant \
@@ -169,11 +176,11 @@ fn main() {
     );
     let systems = [
         ("tocsin", tocsin_binary()),
-        ("alertmanager", alertmanager_binary()),
+        ("alertmanager", process::alertmanager_binary()),
     ];
     for (name, binary) in &systems {
         match binary {
-            Some(binary) => println!("# {name}: {}", version(binary)),
+            Some(binary) => println!("# {name}: {}", process::version(binary)),
             None => println!("# {name}: binary not found; its column will read n/a"),
         }
     }
@@ -237,7 +244,7 @@ fn main() {
     println!(
         "# total bench time {:.1}s; load average after: {}",
         started.elapsed().as_secs_f64(),
-        load_average()
+        process::load_average()
     );
     client_runtime.shutdown_timeout(Duration::from_secs(1));
     server_runtime.shutdown_timeout(Duration::from_secs(1));
@@ -666,7 +673,7 @@ fn run_variant(
                 .unwrap_or_else(|| "warm-up sent nothing".into()));
         }
         let (requests_before, bytes_before) = (server.requests(), server.bytes());
-        let cpu_before = process_cpu_time()?;
+        let cpu_before = process::cpu_time(std::process::id())?;
         let start = Instant::now();
         let mut run = drive(
             webhook,
@@ -677,7 +684,7 @@ fn run_variant(
         )
         .await;
         let elapsed = start.elapsed();
-        let cpu = process_cpu_time()?.saturating_sub(cpu_before);
+        let cpu = process::cpu_time(std::process::id())?.saturating_sub(cpu_before);
         run.latencies.sort_unstable();
         Ok(Figures {
             sent: run.sent,
@@ -690,37 +697,6 @@ fn run_variant(
             first_error: run.first_error,
         })
     })
-}
-
-/// CPU time (user + system) this process has used so far, from /proc/self/stat.
-fn process_cpu_time() -> Result<Duration, String> {
-    cpu_time("self")
-}
-
-/// CPU time (user + system) process `pid` (or `self`) has used so far, from /proc/PID/stat.
-fn cpu_time(pid: &str) -> Result<Duration, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("read /proc/{pid}/stat: {e}"))?;
-    // Fields after the command name: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |field: usize| fields.get(field - 3).and_then(|v| v.parse::<u64>().ok());
-    match (ticks(14), ticks(15)) {
-        // Linux reports these in USER_HZ, which is 100 on every mainstream platform.
-        (Some(user), Some(system)) => Ok(Duration::from_millis((user + system) * 10)),
-        _ => Err(format!("cannot parse /proc/{pid}/stat")),
-    }
-}
-
-/// Nearest-rank percentile of sorted `values`.
-fn percentile(values: &[Duration], p: f64) -> Duration {
-    if values.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -737,71 +713,6 @@ fn tocsin_binary() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-fn alertmanager_binary() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("ALERTMANAGER_BIN") {
-        return Some(PathBuf::from(path));
-    }
-    [
-        "/usr/bin/prometheus-alertmanager",
-        "/usr/local/bin/alertmanager",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|path| path.is_file())
-}
-
-fn version(binary: &Path) -> String {
-    match Command::new(binary).arg("--version").output() {
-        Ok(output) => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let first = text.lines().next().unwrap_or("").trim().to_string();
-            let age = std::fs::metadata(binary)
-                .and_then(|meta| meta.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .map(|age| format!(", built {}s ago", age.as_secs()))
-                .unwrap_or_default();
-            format!("{} ({first}{age})", binary.display())
-        }
-        Err(error) => format!("{} (cannot run: {error})", binary.display()),
-    }
-}
-
-/// A running system under test; killed (and its temporary directory removed) when dropped.
-struct Process {
-    child: Child,
-    address: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?
-        .port())
-}
-
 /// The same Alertmanager configuration for both: every alert its own group, flushed at once,
 /// to a webhook at `url`.
 fn alertmanager_config(url: &str, group_wait: &str) -> String {
@@ -810,50 +721,6 @@ fn alertmanager_config(url: &str, group_wait: &str) -> String {
          repeat_interval: 4h\n\
          receivers:\n  - name: hook\n    webhook_configs:\n      - url: {url}\n        send_resolved: false\n"
     )
-}
-
-fn spawn(system: &str, binary: &Path, alertmanager_yml: &str) -> Result<Process, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let storage = dir.path().join("data");
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let config = dir.path().join("config.yml");
-    let mut command = Command::new(binary);
-    if system == "tocsin" {
-        // A prometheus.yml with the Alertmanager document inline.
-        let mut text = String::from("global:\n  evaluation_interval: 1m\nalertmanager:\n");
-        for line in alertmanager_yml.lines() {
-            let _ = writeln!(text, "  {line}");
-        }
-        std::fs::write(&config, text).map_err(|e| format!("write config: {e}"))?;
-        command
-            .arg("--config.file")
-            .arg(&config)
-            .arg("--storage.path")
-            .arg(&storage)
-            .args(["--web.listen-address", &listen, "--log.level", "warn"]);
-    } else {
-        std::fs::write(&config, alertmanager_yml).map_err(|e| format!("write config: {e}"))?;
-        command
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", storage.display()))
-            .arg(format!("--web.listen-address={listen}"))
-            .args(["--cluster.listen-address=", "--log.level=warn"]);
-    }
-    let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-    let log_err = log.try_clone().map_err(|e| format!("log file: {e}"))?;
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-    Ok(Process {
-        child,
-        address: listen,
-        log_path,
-        _dir: dir,
-    })
 }
 
 /// Batches of distinct alerts with the same labels as part 1, as `/api/v2/alerts` bodies.
@@ -934,29 +801,17 @@ fn run_end_to_end(
 ) -> Result<EndToEnd, String> {
     let hook = HookServer::start(server_runtime, None);
     let config = alertmanager_config(&hook.url("http"), scenario.group_wait);
-    let process = spawn(system, binary, &config)?;
+    let process = process::start_alerting(binary, system == "tocsin", &config, READY_TIMEOUT)?;
     let batches = e2e_batches();
-    let pid = process.child.id().to_string();
+    let pid = process.pid();
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| e.to_string())?;
     let base = format!("http://{}", process.address);
     let outcome = client_runtime.block_on(async {
-        let ready_deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Ok(response) = client.get(format!("{base}/-/ready")).send().await
-                && response.status().is_success()
-            {
-                break;
-            }
-            if Instant::now() >= ready_deadline {
-                return Err(format!("not ready after {READY_TIMEOUT:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let start = hook.now();
-        let cpu_before = cpu_time(&pid)?;
+        let cpu_before = process::cpu_time(pid)?;
         for batch in batches {
             let response = client
                 .post(format!("{base}/api/v2/alerts"))
@@ -976,7 +831,7 @@ fn run_end_to_end(
         while hook.requests() < E2E_ALERTS as u64 && Instant::now() < wait_deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let cpu = cpu_time(&pid)?.saturating_sub(cpu_before);
+        let cpu = process::cpu_time(pid)?.saturating_sub(cpu_before);
         Ok((start, posted, cpu))
     });
     let (start, posted, cpu) =
@@ -1021,8 +876,8 @@ fn print_part1(rows: &[(String, Result<Figures, String>)]) {
                 name,
                 figures.sent,
                 figures.rate(),
-                ms(percentile(&figures.latencies, 50.0)),
-                ms(percentile(&figures.latencies, 99.0)),
+                ms(percentile(&figures.latencies, 0.50).unwrap_or_default()),
+                ms(percentile(&figures.latencies, 0.99).unwrap_or_default()),
                 ms(figures.latencies.last().copied().unwrap_or_default()),
                 figures.bytes as f64 / figures.requests.max(1) as f64,
                 figures.cpu.as_secs_f64() * 1e6 / figures.sent.max(1) as f64,
@@ -1113,15 +968,4 @@ fn print_part2(results: &[ScenarioResults]) {
             received(alertmanager)
         );
     }
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_string())
 }
