@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::RunningNode;
+use common::webhook::HookServer;
+use common::{RunningNode, wait_for};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Every node's `--cluster.peer-timeout`, unless a test says otherwise.
@@ -64,128 +64,8 @@ fn make_certs(dir: &Path, names: &[&str]) {
     assert!(dir.join("ca.pem").exists());
 }
 
-/// Waits up to `limit` for `done`, checking every 20 ms; returns whether it happened.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn millis(duration: Duration) -> u128 {
     duration.as_millis()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The webhook server
-
-/// One notification the webhook server received.
-#[derive(Debug, Clone)]
-struct Received {
-    at: Instant,
-    body: Value,
-}
-
-impl Received {
-    fn group_key(&self) -> String {
-        self.body["groupKey"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// The HTTP port of the node that sent it, from the `externalURL` it carries
-    /// (`http://<host>:<port>/` by default).
-    fn sender_port(&self) -> Option<u16> {
-        let url = self.body["externalURL"].as_str()?;
-        url.trim_end_matches('/').rsplit(':').next()?.parse().ok()
-    }
-}
-
-/// A minimal HTTP/1.1 server answering 200 to everything and recording JSON bodies.
-struct HookServer {
-    port: u16,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl HookServer {
-    fn start() -> HookServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&received);
-        // The thread ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let record = Arc::clone(&record);
-                std::thread::spawn(move || serve(stream, &record));
-            }
-        });
-        HookServer { port, received }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// How many notifications each group key got.
-    fn per_group(&self) -> BTreeMap<String, usize> {
-        let mut counts = BTreeMap::new();
-        for received in self.received() {
-            *counts.entry(received.group_key()).or_insert(0) += 1;
-        }
-        counts
-    }
-}
-
-fn serve(stream: TcpStream, record: &Mutex<Vec<Received>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line),
-        }
-        assert!(head.len() < 64 * 1024, "request head too long");
-    }
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(length < 16 * 1024 * 1024, "request body too long");
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    record.lock().unwrap().push(Received {
-        at: Instant::now(),
-        body,
-    });
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let _ = stream.flush();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -538,7 +418,7 @@ fn a_silence_created_on_one_node_reaches_the_others_within_a_second() {
 fn an_alert_posted_to_one_node_is_notified_exactly_once() {
     let server = HookServer::start();
     let group_wait = Duration::from_secs(3);
-    let cluster = Cluster::start(&config(&server.url(), group_wait), PEER_TIMEOUT);
+    let cluster = Cluster::start(&config(&server.url("/hook"), group_wait), PEER_TIMEOUT);
     let names: Vec<String> = (1..=5).map(|i| format!("Exactly{i}")).collect();
     let posted = Instant::now();
     post_alerts(cluster.node(1), &alerts(&names, jiff::Timestamp::now()));
@@ -586,7 +466,7 @@ fn an_alert_posted_to_one_node_is_notified_exactly_once() {
 fn killing_the_owner_during_group_wait_still_delivers_once() {
     let server = HookServer::start();
     let group_wait = Duration::from_secs(5);
-    let mut cluster = Cluster::start(&config(&server.url(), group_wait), PEER_TIMEOUT);
+    let mut cluster = Cluster::start(&config(&server.url("/hook"), group_wait), PEER_TIMEOUT);
     // Nine groups: node a owns at least one of them unless chance says (2/3)^9 ≈ 2.6 %.
     let names: Vec<String> = (1..=9).map(|i| format!("Failover{i}")).collect();
     let batch = alerts(&names, jiff::Timestamp::now());
@@ -933,7 +813,7 @@ fn ready_is_503_while_settling() {
 fn killing_the_owner_at_its_flush_hands_its_groups_to_the_next_rank() {
     let server = HookServer::start();
     let group_wait = Duration::from_secs(1);
-    let config_text = config(&server.url(), group_wait);
+    let config_text = config(&server.url("/hook"), group_wait);
     let names: Vec<String> = (1..=6).map(|i| format!("Handover{i}")).collect();
 
     // Who owns what: ranks depend only on the node names and the group, so a first healthy
@@ -980,7 +860,7 @@ fn killing_the_owner_at_its_flush_hands_its_groups_to_the_next_rank() {
         .unwrap();
     let victim = NAMES.iter().position(|name| *name == victim_name).unwrap();
     println!("owners: {owners:?}; killing {victim_name}, owner of {victim_groups} groups");
-    server.received.lock().unwrap().clear();
+    server.clear();
 
     let mut cluster = Cluster::start(&config_text, PEER_TIMEOUT);
     let batch = alerts(&names, jiff::Timestamp::now());

@@ -10,6 +10,9 @@
 
 mod common;
 
+use common::smtp::{SmtpServer, python};
+use common::wait_for;
+use common::webhook::HookServer;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,7 +20,7 @@ use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -173,20 +176,6 @@ fn post_alerts(base: &str, alerts: &Value) {
     assert_eq!(status, 200, "POST {base}/api/v2/alerts: {body}");
 }
 
-/// Waits up to `limit` for `done`, checking every 100 ms; returns whether it happened.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
@@ -286,77 +275,6 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The system Python (where Debian's python3-aiosmtpd is installed); `TOCSIN_TEST_PYTHON`
-/// overrides.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("TOCSIN_TEST_PYTHON") {
-        return python.into();
-    }
-    let system = PathBuf::from("/usr/bin/python3");
-    if system.exists() {
-        system
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-/// A minimal HTTP/1.1 server answering 200 to everything and keeping the JSON bodies.
-struct HookServer {
-    port: u16,
-    received: Arc<Mutex<Vec<Value>>>,
-}
-
-impl HookServer {
-    fn start(port: u16) -> HookServer {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let record = Arc::clone(&record);
-                std::thread::spawn(move || serve_hook(stream, &record));
-            }
-        });
-        HookServer { port, received }
-    }
-
-    fn received(&self) -> Vec<Value> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-fn serve_hook(stream: TcpStream, record: &Mutex<Vec<Value>>) {
-    let mut reader = BufReader::new(stream);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    if let Ok(value) = serde_json::from_slice(&body) {
-        record.lock().unwrap().push(value);
-    }
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
 }
 
 /// Copies the files of `examples/<folder>` into `to`, replacing each `(from, to)` text.
@@ -549,7 +467,7 @@ fn the_cluster_script_starts_three_nodes_that_notify_once_after_one_is_killed() 
     let dir = tempfile::tempdir().unwrap();
     let http: Vec<u16> = (0..3).map(|_| free_port(false)).collect();
     let mesh: Vec<u16> = (0..3).map(|_| free_port(true)).collect();
-    let hook = HookServer::start(free_port(false));
+    let hook = HookServer::on_port(free_port(false));
     let mut replacements = Vec::new();
     for (index, example_port) in ["9091", "9092", "9093"].iter().enumerate() {
         replacements.push((example_port.to_string(), http[index].to_string()));
@@ -603,12 +521,12 @@ fn the_cluster_script_starts_three_nodes_that_notify_once_after_one_is_killed() 
     }]);
     post_alerts(&base(0), &alert);
     post_alerts(&base(2), &alert);
-    let delivered = wait_for(Duration::from_secs(90), || !hook.received().is_empty());
+    let delivered = wait_for(Duration::from_secs(90), || !hook.delivered().is_empty());
     assert!(delivered, "no notification arrived:\n{}", run.logs());
     // Long enough for a second sender to show up if dedup failed: past the other survivor's
     // turn (its rank times the 5 s peer timeout) and the 10 s group wait, with margin.
     std::thread::sleep(Duration::from_secs(20));
-    let received = hook.received();
+    let received = hook.delivered();
     assert_eq!(
         received.len(),
         1,
@@ -637,60 +555,6 @@ fn the_cluster_script_starts_three_nodes_that_notify_once_after_one_is_killed() 
 
 // ---------------------------------------------------------------------------------------------
 // Receivers
-
-/// The receivers crate's SMTP test server (python3-aiosmtpd): one JSON line per message.
-struct SmtpServer {
-    _process: Child,
-    port: u16,
-    record: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(dir: &Path) -> SmtpServer {
-        let record = dir.join("messages.jsonl");
-        // Its stdin stays open while the test runs: the server stops when it closes.
-        let mut child = Command::new(python())
-            .arg(repo().join("receivers/tests/smtp_server.py"))
-            .arg("--record")
-            .arg(&record)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 with aiosmtpd (Debian: python3-aiosmtpd)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("SMTP server said {line:?}; is python3-aiosmtpd installed?"));
-        SmtpServer {
-            _process: child,
-            port,
-            record,
-        }
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.record)
-            .map(|text| {
-                text.lines()
-                    .filter_map(|line| serde_json::from_str(line).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self._process.kill();
-        let _ = self._process.wait();
-    }
-}
 
 /// `examples/receivers/`: its webhook.py prints both alerts, the paging one also arrives by
 /// email, the other does not.

@@ -6,124 +6,18 @@
 
 mod common;
 
-use common::RunningNode;
+use common::smtp::SmtpServer;
+use common::webhook::HookServer;
+use common::{RunningNode, wait_for};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// How long a notification may take to arrive: group_wait is 1 s, retries start at 0.5 s.
 const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
 
 /// The external URL the node is started with, which the payloads carry.
 const EXTERNAL_URL: &str = "http://tocsin.example:9093";
-
-/// One request the webhook server received.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    /// The status it was answered with.
-    status: u16,
-    body: String,
-}
-
-/// A minimal HTTP/1.1 server: reads the head and a `Content-Length` body, records the request,
-/// answers 500 to the first `fail_first` requests and 200 to the rest, and closes.
-struct HookServer {
-    port: u16,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl HookServer {
-    fn start(fail_first: usize) -> HookServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let answered = Arc::new(AtomicUsize::new(0));
-        let record = Arc::clone(&received);
-        // The thread ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let record = Arc::clone(&record);
-                let answered = Arc::clone(&answered);
-                std::thread::spawn(move || serve(stream, &record, &answered, fail_first));
-            }
-        });
-        HookServer { port, received }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// The bodies of the requests answered with 200, as JSON.
-    fn delivered(&self) -> Vec<Value> {
-        self.received()
-            .into_iter()
-            .filter(|request| request.status == 200)
-            .map(|request| serde_json::from_str(&request.body).unwrap())
-            .collect()
-    }
-}
-
-fn serve(stream: TcpStream, record: &Mutex<Vec<Received>>, answered: &AtomicUsize, fail: usize) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line),
-        }
-        assert!(head.len() < 64 * 1024, "request head too long");
-    }
-    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(length < 16 * 1024 * 1024, "request body too long");
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let status = if answered.fetch_add(1, Ordering::SeqCst) < fail {
-        500
-    } else {
-        200
-    };
-    record.lock().unwrap().push(Received {
-        path,
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    let reason = if status == 200 {
-        "OK"
-    } else {
-        "Internal Server Error"
-    };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let _ = stream.flush();
-}
 
 /// An alert as `POST /api/v2/alerts` takes it: firing unless `ends_at` is given.
 fn alert(name: &str, starts_at: jiff::Timestamp, ends_at: Option<jiff::Timestamp>) -> Value {
@@ -142,20 +36,6 @@ fn alert(name: &str, starts_at: jiff::Timestamp, ends_at: Option<jiff::Timestamp
 fn post_alerts(node: &RunningNode, alerts: &[Value]) {
     let (status, body) = common::post_json(&node.url("/api/v2/alerts"), &json!(alerts).to_string());
     assert_eq!(status, 200, "POST /api/v2/alerts: {body}\n{}", node.log());
-}
-
-/// Waits up to `limit` for `done`, checking every 50 ms; returns whether it happened.
-fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A config with one receiver `hook` whose integrations are `integrations` (YAML, indented to
@@ -199,7 +79,7 @@ fn webhook_config(server: &HookServer) -> String {
 #[test]
 fn webhook_gets_one_firing_then_one_resolved_notification() {
     let dir = tempfile::tempdir().unwrap();
-    let server = HookServer::start(0);
+    let server = HookServer::start();
     let node = start(dir.path(), &config_with(&webhook_config(&server)));
     let starts_at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
 
@@ -299,7 +179,7 @@ fn webhook_gets_one_firing_then_one_resolved_notification() {
 #[test]
 fn webhook_is_retried_after_a_500_and_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = HookServer::start(1);
+    let server = HookServer::failing_first(1);
     let node = start(dir.path(), &config_with(&webhook_config(&server)));
     post_alerts(&node, &[alert("Retried", jiff::Timestamp::now(), None)]);
     assert!(
@@ -323,82 +203,6 @@ fn webhook_is_retried_after_a_500_and_delivered_once() {
         "sent again: {:#?}",
         server.received()
     );
-}
-
-/// Debian's python3-aiosmtpd installs into the system interpreter, which a pyenv or venv
-/// `python3` earlier on PATH would hide; `TOCSIN_TEST_PYTHON` overrides.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("TOCSIN_TEST_PYTHON") {
-        return python.into();
-    }
-    let system = PathBuf::from("/usr/bin/python3");
-    if system.exists() {
-        system
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
-/// The receivers crate's SMTP test server: records each accepted message as a JSON line.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    record: PathBuf,
-}
-
-impl SmtpServer {
-    fn start(dir: &Path) -> SmtpServer {
-        let record = dir.join("messages.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("receivers/tests/smtp_server.py");
-        // Its stdin stays open while the test runs: the server stops when it closes.
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg("--record")
-            .arg(&record)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 with aiosmtpd (Debian: python3-aiosmtpd)");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the SMTP server did not start in time");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|port| port.parse().ok())
-            .unwrap_or_else(|| panic!("SMTP server said {line:?}; is python3-aiosmtpd installed?"));
-        SmtpServer {
-            child,
-            port,
-            record,
-        }
-    }
-
-    fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.record)
-            .map(|text| {
-                text.lines()
-                    .map(|line| serde_json::from_str(line).unwrap())
-                    .filter(|record: &Value| record.get("refused").is_none())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -9,54 +9,16 @@
 mod common;
 
 use common::RunningNode;
+use common::webhook::HookServer;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const EXTERNAL_URL: &str = "http://tocsin.example:9090";
 /// Scrapes and evaluations run every second; deliveries have no group wait.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// Reads one request's head and body; returns the path and body.
-fn read_request(stream: &TcpStream) -> Option<(String, String)> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => head.push_str(&line),
-        }
-        assert!(head.len() < 64 * 1024, "request head too long");
-    }
-    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(length < 16 * 1024 * 1024, "request body too long");
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((path, String::from_utf8_lossy(&body).into_owned()))
-}
-
-fn respond(mut stream: TcpStream, content_type: &str, body: &str) {
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.flush();
-}
 
 /// Serves `demo_temperature{room="lab"} <value>` on every path; the test sets the value.
 struct Target {
@@ -66,23 +28,13 @@ struct Target {
 
 impl Target {
     fn start(value: f64) -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(AtomicU64::new(value.to_bits()));
         let value = Arc::clone(&shared);
-        // The thread ends with the test process.
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let value = f64::from_bits(shared.load(Ordering::SeqCst));
-                if read_request(&stream).is_some() {
-                    let body = format!(
-                        "# TYPE demo_temperature gauge\ndemo_temperature{{room=\"lab\"}} {value}\n"
-                    );
-                    respond(stream, "text/plain; version=0.0.4", &body);
-                }
-            }
+        let address = common::target::serve_metrics(move |_| {
+            let value = f64::from_bits(shared.load(Ordering::SeqCst));
+            format!("# TYPE demo_temperature gauge\ndemo_temperature{{room=\"lab\"}} {value}\n")
         });
+        let port = address.rsplit(':').next().unwrap().parse().unwrap();
         Target { port, value }
     }
 
@@ -91,41 +43,11 @@ impl Target {
     }
 }
 
-/// Records every webhook request's JSON body.
-struct Hook {
-    port: u16,
-    received: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Hook {
-    fn start() -> Hook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                if let Some((_, body)) = read_request(&stream) {
-                    record
-                        .lock()
-                        .unwrap()
-                        .push(serde_json::from_str(&body).unwrap());
-                    respond(stream, "text/plain", "");
-                }
-            }
-        });
-        Hook { port, received }
-    }
-
-    fn with_status(&self, status: &str) -> Option<Value> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|body| body["status"] == status)
-            .cloned()
-    }
+/// The first notification with `status` (`firing`, `resolved`) the webhook got.
+fn with_status(hook: &HookServer, status: &str) -> Option<Value> {
+    hook.delivered()
+        .into_iter()
+        .find(|body| body["status"] == status)
 }
 
 fn wait_for<T>(what: &str, node: &RunningNode, mut check: impl FnMut() -> Option<T>) -> T {
@@ -171,7 +93,7 @@ const RULES: &str = r#"groups:
           owner: '{{ $labels.owner }}'
 "#;
 
-fn config(target: &Target, hook: &Hook) -> String {
+fn config(target: &Target, hook: &HookServer) -> String {
     format!(
         "global:
   scrape_interval: 1s
@@ -204,7 +126,7 @@ alertmanager:
 fn a_threshold_alert_fires_to_a_webhook_and_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start(20.0);
-    let hook = Hook::start();
+    let hook = HookServer::start();
     let file = dir.path().join("tocsin.yml");
     std::fs::write(&file, config(&target, &hook)).unwrap();
     std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
@@ -235,7 +157,7 @@ fn a_threshold_alert_fires_to_a_webhook_and_resolves() {
 
     target.set(35.0);
     let firing = wait_for("a firing notification", &node, || {
-        hook.with_status("firing")
+        with_status(&hook, "firing")
     });
     let alert = &firing["alerts"][0];
     // The notifier adds the external labels to what it sends, as Prometheus's does.
@@ -334,7 +256,7 @@ fn a_threshold_alert_fires_to_a_webhook_and_resolves() {
 
     target.set(20.0);
     let resolved = wait_for("a resolved notification", &node, || {
-        hook.with_status("resolved")
+        with_status(&hook, "resolved")
     });
     assert_eq!(resolved["alerts"][0]["labels"]["alertname"], "TooHot");
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
@@ -373,7 +295,7 @@ fn active_at(node: &RunningNode) -> Option<jiff::Timestamp> {
 fn a_pending_alert_keeps_its_for_state_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::start(35.0);
-    let hook = Hook::start();
+    let hook = HookServer::start();
     let file = dir.path().join("tocsin.yml");
     std::fs::write(&file, config(&target, &hook)).unwrap();
     std::fs::write(
