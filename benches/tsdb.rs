@@ -78,7 +78,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     // `TSDB_BENCH_ONLY=append,open,bytes,memory,select` runs some phases only (`memory` includes
-    // `replay`).
+    // `replay`; `replay` alone needs `TSDB_BENCH_REPLAY_FROM`, see below).
     let only = std::env::var("TSDB_BENCH_ONLY").unwrap_or_default();
     let wanted = |phase: &str| only.is_empty() || only.split(',').any(|p| p == phase);
     let started = Instant::now();
@@ -151,8 +151,32 @@ fn main() {
             Err(error) => println!("# memory in process: failed: {error}"),
         }
     }
-    if let Ok(MemoryResult { wal: Some(wal), .. }) = &memory {
-        match wal_replay(&tocsin, wal.path()) {
+    // `TSDB_BENCH_KEEP_WAL=DIR` keeps a copy of the killed Prometheus's data folder in
+    // `DIR/data` (for profiling or reruns); `TSDB_BENCH_REPLAY_FROM=DIR` runs the `replay`
+    // phase alone on such a copy (with `TSDB_BENCH_ONLY=replay`), without feeding anew.
+    if let (Ok(MemoryResult { wal: Some(wal), .. }), Ok(keep)) =
+        (&memory, std::env::var("TSDB_BENCH_KEEP_WAL"))
+    {
+        let kept = Path::new(&keep).join("data");
+        match std::fs::create_dir_all(&keep)
+            .map_err(|e| e.to_string())
+            .and_then(|()| copy_folder(&wal.path().join("data"), &kept))
+        {
+            Ok(()) => println!(
+                "# replay: Prometheus data folder kept in {}",
+                kept.display()
+            ),
+            Err(error) => println!("# replay: keeping the data folder failed: {error}"),
+        }
+    }
+    let kept_wal = std::env::var("TSDB_BENCH_REPLAY_FROM").ok();
+    let replay_source = match (&memory, &kept_wal) {
+        (Ok(MemoryResult { wal: Some(wal), .. }), _) => Some(wal.path().to_path_buf()),
+        (_, Some(kept)) if wanted("replay") => Some(PathBuf::from(kept)),
+        _ => None,
+    };
+    if let Some(source) = replay_source {
+        match wal_replay(&tocsin, &source) {
             Ok((tocsin_s, prometheus_s)) => rows.push(Row::new(
                 "WAL replay: spawn to ready (s, Prometheus WAL)",
                 Some(tocsin_s),
@@ -852,8 +876,13 @@ fn wal_replay(tocsin: &Path, source: &Path) -> Result<(f64, f64), String> {
             let began = Instant::now();
             let server = start_server(system, tocsin, dir, &storage)?;
             let seconds = began.elapsed().as_secs_f64();
+            // CPU time to ready as well: on a shared machine it varies less than the wall.
+            let cpu = server.cpu_time().map_or_else(
+                |_| "n/a".to_string(),
+                |cpu| format!("{:.2} s", cpu.as_secs_f64()),
+            );
             println!(
-                "# replay round {round}: {} ready after {seconds:.2} s",
+                "# replay round {round}: {} ready after {seconds:.2} s (CPU {cpu})",
                 system.name()
             );
             match system {

@@ -40,7 +40,8 @@ fn convert(matcher: &Matcher) -> Result<tsdb::Matcher, StorageError> {
         .map_err(|error| StorageError::InvalidMatcher(error.to_string()))
 }
 
-fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, StorageError> {
+/// The TSDB's matchers for the engine's (see [`convert`]).
+pub(crate) fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, StorageError> {
     matchers.iter().map(convert).collect()
 }
 
@@ -128,20 +129,15 @@ impl Queryable for TsdbSource<'_> {
     ) -> Result<Vec<SeriesData>, StorageError> {
         let converted = convert_all(matchers)?;
         let querier = self.tsdb.querier(mint_ms, maxt_ms);
-        let mut out = Vec::new();
-        for series in querier.select(&converted).map_err(internal)? {
-            let mut samples = Vec::new();
-            series.samples_into(&mut samples).map_err(|error| {
-                StorageError::Internal(format!("series {}: {error}", series.labels))
-            })?;
-            if samples.is_empty() {
-                continue;
-            }
-            out.push(SeriesData {
+        let mut out: Vec<SeriesData> = querier
+            .select_samples(&converted)
+            .map_err(internal)?
+            .into_iter()
+            .map(|series| SeriesData {
                 labels: convert_labels(&series.labels),
-                samples,
-            });
-        }
+                samples: series.samples,
+            })
+            .collect();
         // The querier returns series sorted in the same pair-by-pair order: this only checks
         // (one comparison per series) unless a source broke the order.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -182,31 +182,140 @@ impl ChunkReader {
 
     /// Reads and verifies the chunk at `chunk_ref`: its encoding byte and data.
     pub fn chunk(&self, chunk_ref: u64) -> Result<(u8, Vec<u8>), TsdbError> {
-        let segment = (chunk_ref >> 32) as usize;
-        let offset = chunk_ref & 0xFFFF_FFFF;
-        let Some((file, path, length)) = self.segments.get(segment) else {
-            return Err(TsdbError::Usage(format!(
-                "chunk ref {chunk_ref:#x} names segment {segment}, the block has {}",
-                self.segments.len()
-            )));
+        let (segment, offset) = split_chunk_ref(chunk_ref);
+        let mut span = ChunkSpan::default();
+        self.load(&mut span, segment, offset, 0)?;
+        let Some((body, stored)) = span.record_parts(segment, offset) else {
+            return Err(record_not_in_span(chunk_ref));
         };
-        let corrupt = |reason: String| TsdbError::Corrupt {
-            path: path.clone(),
+        let mut crc = Crc32c::new();
+        crc.update(body);
+        if crc.finish().to_be_bytes() != stored {
+            return Err(self.corrupt(segment, offset, "chunk checksum mismatch".into()));
+        }
+        Ok((body[0], body[1..].to_vec()))
+    }
+
+    /// A corruption error naming the segment file and the record's offset.
+    fn corrupt(&self, segment: usize, offset: u64, reason: String) -> TsdbError {
+        TsdbError::Corrupt {
+            path: self.segments[segment].1.clone(),
             source: DecodeError {
                 offset: offset as usize,
                 reason,
             },
+        }
+    }
+}
+
+/// A chunk reference is the segment number in the upper 32 bits, the offset in the lower.
+fn split_chunk_ref(chunk_ref: u64) -> (usize, u64) {
+    ((chunk_ref >> 32) as usize, chunk_ref & 0xFFFF_FFFF)
+}
+
+fn record_not_in_span(chunk_ref: u64) -> TsdbError {
+    TsdbError::Usage(format!(
+        "chunk ref {chunk_ref:#x}: record not in the span just read"
+    ))
+}
+
+/// The most bytes one [`ChunkSpan`] read covers: the query path's buffer stays this small
+/// (plus one record when a single chunk is bigger), whatever the selection.
+pub const MAX_SPAN_BYTES: u64 = 1 << 20;
+
+/// A reusable buffer holding a byte range of one chunk segment, so that the query path reads
+/// the chunks of many series with one positioned read (a compaction writes a series' chunks,
+/// and consecutive series' chunks, next to each other) and decodes them from the buffer.
+#[derive(Debug, Default)]
+pub struct ChunkSpan {
+    segment: usize,
+    start: u64,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSpan {
+    /// The record starting at `offset` of `segment`, when the buffer holds all of it: its
+    /// encoding byte and data.
+    fn record(&self, segment: usize, offset: u64) -> Option<(u8, &[u8])> {
+        let (body, _) = self.record_parts(segment, offset)?;
+        Some((body[0], &body[1..]))
+    }
+
+    /// The record's body (encoding byte and data) and its stored CRC, when the buffer holds
+    /// both (the bounds check in `load` guarantees the record lies in the file).
+    fn record_parts(&self, segment: usize, offset: u64) -> Option<(&[u8], &[u8])> {
+        if segment != self.segment || offset < self.start {
+            return None;
+        }
+        let position = usize::try_from(offset - self.start).ok()?;
+        let rest = self.buffer.get(position..)?;
+        let (data_length, varint_length) = read_uvarint(rest)?;
+        let body_end = varint_length
+            .checked_add(1)?
+            .checked_add(usize::try_from(data_length).ok()?)?;
+        let body = rest.get(varint_length..body_end)?;
+        let crc = rest.get(body_end..body_end.checked_add(4)?)?;
+        Some((body, crc))
+    }
+}
+
+impl ChunkReader {
+    /// The chunk at `chunk_ref` for a query: taken from `span` when it holds the whole record,
+    /// otherwise `span` is refilled with one read from the chunk's offset to `end_hint`
+    /// (an offset in the same segment, where the caller expects the chunks it will ask for
+    /// next to end; capped at [`MAX_SPAN_BYTES`] and the file's end), or to the record's end
+    /// if that is further. Returns the encoding byte and the data.
+    ///
+    /// The record's checksum is not verified: this is the query path, and Prometheus does not
+    /// verify chunk checksums there either. [`ChunkReader::chunk`] (compaction) does. The
+    /// data is still bounds-checked, and decoding it cannot panic.
+    pub fn chunk_in_span<'s>(
+        &self,
+        span: &'s mut ChunkSpan,
+        chunk_ref: u64,
+        end_hint: u64,
+    ) -> Result<(u8, &'s [u8]), TsdbError> {
+        let (segment, offset) = split_chunk_ref(chunk_ref);
+        if span.record(segment, offset).is_none() {
+            self.load(span, segment, offset, end_hint)?;
+        }
+        span.record(segment, offset)
+            .ok_or_else(|| record_not_in_span(chunk_ref))
+    }
+
+    /// Fills `span` from `offset` of `segment` to `end_hint` (bounded), extended to the end
+    /// of the record at `offset` if that lies beyond; checks the record lies in the file.
+    fn load(
+        &self,
+        span: &mut ChunkSpan,
+        segment: usize,
+        offset: u64,
+        end_hint: u64,
+    ) -> Result<(), TsdbError> {
+        let Some((file, path, length)) = self.segments.get(segment) else {
+            return Err(TsdbError::Usage(format!(
+                "chunk segment {segment} requested, the block has {}",
+                self.segments.len()
+            )));
         };
+        let corrupt = |reason: String| self.corrupt(segment, offset, reason);
         if offset < SEGMENT_HEADER_LEN || offset >= *length {
             return Err(corrupt(format!(
                 "chunk offset beyond the file's {length} bytes"
             )));
         }
-        let mut head = [0u8; 11];
-        let available = (*length - offset).min(head.len() as u64) as usize;
-        file.read_exact_at(&mut head[..available], offset)
+        // At least the longest record header, so one read usually suffices.
+        let wanted_end = end_hint
+            .min(offset.saturating_add(MAX_SPAN_BYTES))
+            .max(offset + 11)
+            .min(*length);
+        span.segment = segment;
+        span.start = offset;
+        span.buffer.clear();
+        span.buffer.resize((wanted_end - offset) as usize, 0);
+        file.read_exact_at(&mut span.buffer, offset)
             .map_err(TsdbError::io(path))?;
-        let Some((data_length, varint_length)) = read_uvarint(&head[..available]) else {
+        let Some((data_length, varint_length)) = read_uvarint(&span.buffer) else {
             return Err(corrupt("truncated chunk length".into()));
         };
         if data_length > MAX_CHUNK_BYTES {
@@ -220,17 +329,13 @@ impl ChunkReader {
                 "chunk of {total} bytes runs past the end of the file"
             )));
         }
-        let mut record = vec![0u8; total as usize];
-        file.read_exact_at(&mut record, offset)
-            .map_err(TsdbError::io(path))?;
-        let body = &record[varint_length..record.len() - 4];
-        let stored = &record[record.len() - 4..];
-        let mut crc = Crc32c::new();
-        crc.update(body);
-        if crc.finish().to_be_bytes() != stored {
-            return Err(corrupt("chunk checksum mismatch".into()));
+        let have = span.buffer.len() as u64;
+        if total > have {
+            span.buffer.resize(total as usize, 0);
+            file.read_exact_at(&mut span.buffer[have as usize..], offset + have)
+                .map_err(TsdbError::io(path))?;
         }
-        Ok((body[0], body[1..].to_vec()))
+        Ok(())
     }
 }
 
@@ -260,6 +365,17 @@ mod tests {
                 (1, vec![index as u8; 20])
             );
         }
+        // The query path reads them from spans: a tight hint, one covering everything, and
+        // one pointing backwards all give the same records.
+        let mut span = ChunkSpan::default();
+        for hint in [0u64, 1 << 20, 9] {
+            for (index, chunk_ref) in refs.iter().enumerate() {
+                let (encoding, data) = reader.chunk_in_span(&mut span, *chunk_ref, hint).unwrap();
+                assert_eq!((encoding, data), (1, &[index as u8; 20][..]));
+            }
+        }
+        assert!(reader.chunk_in_span(&mut span, 3 << 32, 0).is_err());
+        assert!(reader.chunk_in_span(&mut span, 100_000, 0).is_err());
         // Damage one byte: the checksum catches it and names the file.
         let file = path.join("000001");
         let mut bytes = std::fs::read(&file).unwrap();

@@ -34,12 +34,15 @@ use super::chunks_head::{CHUNKS_HEAD_FOLDER, ChunkDiskMapper};
 use super::compact;
 use super::error::TsdbError;
 use super::head::{
-    AppendError, Head, PENDING_BATCH_MASK, PENDING_ELSEWHERE, Placement, RefMap, Refusal, place,
+    AppendError, Head, LabelHasher, PENDING_BATCH_MASK, PENDING_ELSEWHERE, Placement, Postings,
+    RefMap, Refusal, SeriesInsert, place,
 };
 use super::index::postings_for_matchers;
 use super::labels::{Labels, Matcher};
 use super::meta::Ulid;
-use super::querier::{ChunkData, Series, SeriesCollector};
+use super::querier::{
+    ChunkData, SamplesCollector, Series, SeriesCollector, SeriesSamples, read_block_samples,
+};
 use super::tombstones::{Interval, Intervals};
 use super::wal::checkpoint;
 use super::wal::record::{self, Record, RefSample};
@@ -953,7 +956,7 @@ pub const WBL_FOLDER: &str = "wbl";
 fn replay_wbl(
     wbl_folder: &Path,
     head: &mut Head,
-    refs: &RefMap<u64>,
+    refs: &ReplayRefs,
     report: &mut ReplayReport,
 ) -> Result<u64, TsdbError> {
     if !wbl_folder.is_dir() {
@@ -974,11 +977,10 @@ fn replay_wbl(
 fn replay_wal(
     wal_folder: &Path,
     head: &mut Head,
-) -> Result<(ReplayReport, u64, RefMap<u64>), TsdbError> {
+) -> Result<(ReplayReport, u64, ReplayRefs), TsdbError> {
     let mut report = ReplayReport::default();
     checkpoint::remove_temporary(wal_folder)?;
-    // WAL refs → head refs (equal unless a series appeared under two refs).
-    let mut refs: RefMap<u64> = RefMap::default();
+    let mut refs = ReplayRefs::Identity;
     let mut after = 0;
     let mut paths = Vec::new();
     if let Some((number, folder)) = checkpoint::last_checkpoint(wal_folder)? {
@@ -1006,8 +1008,11 @@ fn replay_wal(
 
 /// What the reading thread of a replay hands to the applying one, in log order.
 enum ReplayItem {
-    /// A decoded record.
+    /// A decoded record (not a Series one).
     Record(Record),
+    /// A decoded Series record, with each series' hash for the head's label index
+    /// (computed on the reading thread, which has time to spare).
+    Series(Vec<(u64, Labels)>, Vec<u64>),
     /// The end of a segment, with what reading it found.
     SegmentEnd(SegmentSummary),
     /// Reading a segment failed (an I/O error): replay stops.
@@ -1033,7 +1038,7 @@ const REPLAY_QUEUE_RECORDS: usize = 256;
 fn replay_segments(
     paths: &[PathBuf],
     head: &mut Head,
-    refs: &mut RefMap<u64>,
+    refs: &mut ReplayRefs,
     report: &mut ReplayReport,
     out_of_order: bool,
 ) -> Result<(), TsdbError> {
@@ -1041,51 +1046,118 @@ fn replay_segments(
         return Ok(());
     }
     let (sender, receiver) = std::sync::mpsc::sync_channel::<ReplayItem>(REPLAY_QUEUE_RECORDS);
-    // While every WAL reference is its head reference (always, unless a series was logged
-    // under two references), samples skip the reference map.
-    let mut identity = refs.iter().all(|(wal_ref, head_ref)| wal_ref == head_ref);
+    let hasher = head.label_hasher();
+    // Into an empty head (the WAL's replay), the reading thread also builds the postings of
+    // the series it decodes, and the head takes them at the end: adding every label pair to
+    // the postings was the larger part of creating a series, and the reader has time to
+    // spare. They are right if every record created its series as given (see
+    // `apply_series`); if not, the head builds them from its series.
+    let mut postings = if head.num_series() == 0 {
+        PostingsAtReplay::Built { valid: true }
+    } else {
+        PostingsAtReplay::PerSeries
+    };
+    let build = matches!(postings, PostingsAtReplay::Built { .. });
     std::thread::scope(|scope| {
-        scope.spawn(move || read_segments(paths, &sender));
-        for item in receiver {
-            match item {
-                ReplayItem::Record(decoded) => {
-                    apply_record(decoded, head, refs, &mut identity, report, out_of_order);
-                }
-                ReplayItem::SegmentEnd(summary) => finish_segment(summary, report)?,
-                ReplayItem::Failed(error) => return Err(error),
-            }
+        let reader = scope.spawn(move || read_segments(paths, &hasher, build, &sender));
+        let applied = apply_items(receiver, head, refs, &mut postings, report, out_of_order);
+        // The receiver is gone (dropped by `apply_items`): a reader blocked on a full queue
+        // wakes up and ends.
+        let (built, reader_failed) = match reader.join() {
+            Ok(built) => (built, false),
+            Err(_) => (None, true),
+        };
+        if let PostingsAtReplay::Built { valid } = postings {
+            head.install_postings(if valid { built } else { None });
+        }
+        applied?;
+        if reader_failed {
+            // Its records stopped early: opening on part of the log would lose data silently.
+            return Err(TsdbError::Usage(
+                "the WAL replay's reading thread panicked; replay incomplete".into(),
+            ));
         }
         Ok(())
     })
 }
 
+/// The applying half of [`replay_segments`]: applies what the reader sends, in order, until
+/// it has sent everything or something fails.
+fn apply_items(
+    receiver: std::sync::mpsc::Receiver<ReplayItem>,
+    head: &mut Head,
+    refs: &mut ReplayRefs,
+    postings: &mut PostingsAtReplay,
+    report: &mut ReplayReport,
+    out_of_order: bool,
+) -> Result<(), TsdbError> {
+    for item in receiver {
+        match item {
+            ReplayItem::Record(decoded) => {
+                apply_record(decoded, head, refs, postings, report, out_of_order);
+            }
+            ReplayItem::Series(series, hashes) => {
+                apply_series(series, &hashes, head, refs, postings, report);
+            }
+            ReplayItem::SegmentEnd(summary) => finish_segment(summary, report)?,
+            ReplayItem::Failed(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// How a replay indexes the series it creates (see [`replay_segments`]).
+#[derive(Debug, Clone, Copy)]
+enum PostingsAtReplay {
+    /// Series are added to the head's postings one by one.
+    PerSeries,
+    /// The reading thread builds the postings; `valid` while they match the head.
+    Built { valid: bool },
+}
+
 /// The reading half of [`replay_segments`]: stops early when the applier has gone (it
 /// failed) or after a failed read.
-fn read_segments(paths: &[PathBuf], sender: &std::sync::mpsc::SyncSender<ReplayItem>) {
+fn read_segments(
+    paths: &[PathBuf],
+    hasher: &LabelHasher,
+    build_postings: bool,
+    sender: &std::sync::mpsc::SyncSender<ReplayItem>,
+) -> Option<Postings> {
+    let mut postings = build_postings.then(Postings::default);
     for path in paths {
-        let contents = match segment::read_segment(path) {
-            Ok(contents) => contents,
-            Err(error) => {
-                let _ = sender.send(ReplayItem::Failed(error));
-                return;
-            }
-        };
         let mut undecodable = 0;
-        for bytes in &contents.records {
-            match record::decode(bytes) {
-                Ok(decoded) => {
-                    if sender.send(ReplayItem::Record(decoded)).is_err() {
-                        return;
+        // Records go to the applier as they are read (it starts on a segment's first
+        // records while the rest is read); `false` once it has gone.
+        let read = segment::read_segment_with(path, |bytes| {
+            let item = match record::decode(bytes) {
+                Ok(Record::Series(series)) => {
+                    let hashes = series.iter().map(|(_, l)| hasher.hash(l)).collect();
+                    if let Some(postings) = &mut postings {
+                        for (series_ref, labels) in &series {
+                            postings.add_unsorted(*series_ref, labels);
+                        }
                     }
+                    ReplayItem::Series(series, hashes)
                 }
+                Ok(decoded) => ReplayItem::Record(decoded),
                 Err(error) => {
                     // The fragment checksums held, so this is a writer bug or a format we
                     // do not know: skip the record, keep going.
                     tracing::warn!(file = %path.display(), %error, "undecodable WAL record skipped");
                     undecodable += 1;
+                    return true;
                 }
+            };
+            sender.send(item).is_ok()
+        });
+        let contents = match read {
+            Ok(contents) if contents.stopped => return None,
+            Ok(contents) => contents,
+            Err(error) => {
+                let _ = sender.send(ReplayItem::Failed(error));
+                return None;
             }
-        }
+        };
         let summary = SegmentSummary {
             path: path.clone(),
             compressed_skipped: contents.compressed_skipped,
@@ -1094,47 +1166,39 @@ fn read_segments(paths: &[PathBuf], sender: &std::sync::mpsc::SyncSender<ReplayI
             corruption: contents.corruption,
         };
         if sender.send(ReplayItem::SegmentEnd(summary)).is_err() {
-            return;
+            return None;
         }
     }
+    postings
 }
 
-/// Applies one replayed record to the head. `identity` says every reference in `refs` maps
-/// to itself (so the head has exactly the series `refs` knows).
+/// Applies one replayed record to the head.
 fn apply_record(
     decoded: Record,
     head: &mut Head,
-    refs: &mut RefMap<u64>,
-    identity: &mut bool,
+    refs: &mut ReplayRefs,
+    postings: &mut PostingsAtReplay,
     report: &mut ReplayReport,
     out_of_order: bool,
 ) {
     match decoded {
         Record::Series(series) => {
-            refs.reserve(series.len());
-            head.reserve_series(series.len());
-            for (wal_ref, labels) in series {
-                let head_ref = head.insert_series(wal_ref, labels);
-                if let Some(series) = head.series_mut(head_ref) {
-                    series.logged = true;
-                }
-                refs.insert(wal_ref, head_ref);
-                *identity &= wal_ref == head_ref;
-                report.series += 1;
-            }
+            let hasher = head.label_hasher();
+            let hashes: Vec<u64> = series.iter().map(|(_, l)| hasher.hash(l)).collect();
+            apply_series(series, &hashes, head, refs, postings, report);
         }
         Record::Samples(samples) => {
             for sample in samples {
-                let head_ref = if *identity {
-                    sample.series_ref
-                } else {
-                    match refs.get(&sample.series_ref) {
+                let head_ref = match refs {
+                    // A reference no record defined is not in the head: the append says so.
+                    ReplayRefs::Identity => sample.series_ref,
+                    ReplayRefs::Map(map) => match map.get(&sample.series_ref) {
                         Some(&head_ref) => head_ref,
                         None => {
                             report.unknown_series_samples += 1;
                             continue;
                         }
-                    }
+                    },
                 };
                 let applied = if out_of_order {
                     head.insert_ooo(head_ref, sample.timestamp, sample.value)
@@ -1143,7 +1207,6 @@ fn apply_record(
                 };
                 match applied {
                     Ok(_) => report.samples += 1,
-                    // With `identity`, a reference no record defined is not in the head.
                     Err(AppendError::UnknownSeries) => report.unknown_series_samples += 1,
                     Err(_) => report.rejected_samples += 1,
                 }
@@ -1151,13 +1214,79 @@ fn apply_record(
         }
         Record::Tombstones(stones) => {
             for (wal_ref, interval) in stones {
-                if let Some(&head_ref) = refs.get(&wal_ref) {
+                if let Some(head_ref) = refs.resolve(head, wal_ref) {
                     head.tombstones.add(head_ref, interval);
                     report.tombstones += 1;
                 }
             }
         }
         Record::Other(_) => report.skipped_records += 1,
+    }
+}
+
+/// Creates a replayed Series record's series; `hashes` are their labels' hashes by
+/// [`Head::label_hasher`], in order.
+fn apply_series(
+    series: Vec<(u64, Labels)>,
+    hashes: &[u64],
+    head: &mut Head,
+    refs: &mut ReplayRefs,
+    postings: &mut PostingsAtReplay,
+    report: &mut ReplayReport,
+) {
+    head.reserve_series(series.len());
+    for ((wal_ref, labels), &hash) in series.into_iter().zip(hashes) {
+        let head_ref = match postings {
+            PostingsAtReplay::PerSeries => head.insert_series_hashed(wal_ref, labels, hash),
+            PostingsAtReplay::Built { valid } => {
+                let (head_ref, how) = head.insert_series_unindexed(wal_ref, labels, hash);
+                // The reader indexed `wal_ref` under these labels: what the head has only if
+                // it created the series so, or had it so (a repeated record).
+                *valid &= how == SeriesInsert::Created
+                    || (how == SeriesInsert::SameLabels && head_ref == wal_ref);
+                head_ref
+            }
+        };
+        if let Some(series) = head.series_mut(head_ref) {
+            series.logged = true;
+        }
+        refs.record(head, wal_ref, head_ref);
+        report.series += 1;
+    }
+}
+
+/// WAL references → head references during a replay. They are equal (`Identity`: the head
+/// has exactly the series the records defined, under their references) unless a series was
+/// logged under two references (a race Prometheus tolerates too, mapping the second to the
+/// first); the map is built only then, so the usual replay pays no map insert per series.
+#[derive(Debug, Clone)]
+enum ReplayRefs {
+    Identity,
+    Map(RefMap<u64>),
+}
+
+impl ReplayRefs {
+    /// The head reference of a WAL reference some record defined.
+    fn resolve(&self, head: &Head, wal_ref: u64) -> Option<u64> {
+        match self {
+            ReplayRefs::Identity => head.series(wal_ref).is_some().then_some(wal_ref),
+            ReplayRefs::Map(map) => map.get(&wal_ref).copied(),
+        }
+    }
+
+    /// Notes that the WAL's `wal_ref` is the head's `head_ref` (`head` already has it).
+    fn record(&mut self, head: &Head, wal_ref: u64, head_ref: u64) {
+        match self {
+            ReplayRefs::Identity if wal_ref == head_ref => {}
+            ReplayRefs::Identity => {
+                let mut map: RefMap<u64> = head.series_refs().into_iter().map(|r| (r, r)).collect();
+                map.insert(wal_ref, head_ref);
+                *self = ReplayRefs::Map(map);
+            }
+            ReplayRefs::Map(map) => {
+                map.insert(wal_ref, head_ref);
+            }
+        }
     }
 }
 
@@ -1697,6 +1826,52 @@ impl Querier<'_> {
         Ok(collector.finish(self.min_time, self.max_time).into_iter())
     }
 
+    /// [`Querier::select`] with the samples decoded, for the query engine: block chunks are
+    /// read in spans of neighbouring chunks, without checksums, straight into each series'
+    /// samples (`querier::read_block_samples`); series without samples in range are left out.
+    pub fn select_samples(&self, matchers: &[Matcher]) -> Result<Vec<SeriesSamples>, TsdbError> {
+        let mut collector = SamplesCollector::default();
+        for block in self.overlapping_blocks() {
+            let ids = postings_for_matchers(block.index(), matchers)?;
+            read_block_samples(&block, &ids, self.min_time, self.max_time, &mut collector)?;
+        }
+        let head = self.tsdb.head.read().unwrap_or_else(|p| p.into_inner());
+        for series_ref in postings_for_matchers(&*head, matchers)? {
+            let Some(series) = head.series(series_ref) else {
+                continue;
+            };
+            let deleted: Intervals = head.tombstones.get(series_ref).cloned().unwrap_or_default();
+            let chunk = |c: super::block::BlockChunk| ChunkData {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                bytes: c.data,
+                deleted: deleted.clone(),
+            };
+            let mut chunks: Vec<ChunkData> = head
+                .series_chunks(series, self.min_time, self.max_time)?
+                .into_iter()
+                .map(chunk)
+                .collect();
+            chunks.extend(
+                series
+                    .ooo_chunks(self.min_time, self.max_time)
+                    .into_iter()
+                    .map(chunk),
+            );
+            chunks.retain(|c| !c.deleted.covers(c.min_time, c.max_time));
+            if chunks.is_empty() {
+                continue;
+            }
+            collector.add_series(&Series::new(
+                series.labels.clone(),
+                chunks,
+                self.min_time,
+                self.max_time,
+            ))?;
+        }
+        Ok(collector.finish())
+    }
+
     /// Label names of series with samples... in any source overlapping the range, sorted.
     pub fn label_names(&self) -> Vec<String> {
         let mut names: BTreeSet<String> = BTreeSet::new();
@@ -1718,5 +1893,102 @@ impl Querier<'_> {
         let head = self.tsdb.head.read().unwrap_or_else(|p| p.into_inner());
         values.extend(PostingsSource::label_values(&*head, name)?);
         Ok(values.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::index::PostingsSource;
+    use crate::tsdb::labels::Matcher;
+
+    fn sample(series_ref: u64, timestamp: i64, value: f64) -> RefSample {
+        RefSample {
+            series_ref,
+            timestamp,
+            value,
+        }
+    }
+
+    /// Every series matching `name="value"` with its samples, as a querier reads them.
+    fn select(tsdb: &Tsdb, name: &str, value: &str) -> Vec<(String, Vec<(i64, f64)>)> {
+        tsdb.querier(i64::MIN, i64::MAX)
+            .select(&[Matcher::equal(name, value)])
+            .unwrap()
+            .map(|series| (series.labels.to_string(), series.samples().collect()))
+            .collect()
+    }
+
+    /// Replays `records` as the WAL's only segment.
+    fn open_with_wal(records: &[Vec<u8>]) -> (tempfile::TempDir, Tsdb) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut wal =
+                WalWriter::create(&dir.path().join("wal"), 0, DEFAULT_SEGMENT_BYTES).unwrap();
+            for record in records {
+                wal.log(record).unwrap();
+            }
+            wal.sync().unwrap();
+        }
+        let tsdb = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        (dir, tsdb)
+    }
+
+    #[test]
+    fn replayed_postings_are_sorted_when_records_are_not() {
+        let labels = |i: u64| Labels::new([("job", "a".to_string()), ("i", i.to_string())]);
+        let (a, b, c, d) = (labels(1), labels(2), labels(3), labels(4));
+        let (_dir, tsdb) = open_with_wal(&[
+            record::encode_series([(9, &c), (4, &a)]),
+            record::encode_series([(7, &b), (4, &a)]),
+            record::encode_series([(12, &d)]),
+            record::encode_samples(&[sample(4, 10, 1.0), sample(7, 10, 2.0), sample(9, 10, 3.0)]),
+            record::encode_samples(&[sample(12, 20, 4.0)]),
+        ]);
+        assert_eq!(tsdb.replay_report().series, 5);
+        assert_eq!(tsdb.replay_report().samples, 4);
+        let head = tsdb.head.read().unwrap();
+        assert_eq!(
+            head.postings("job", "a").unwrap(),
+            vec![4, 7, 9, 12],
+            "sorted, the repeated record once"
+        );
+        assert_eq!(head.postings("i", "3").unwrap(), vec![9]);
+        drop(head);
+        let found = select(&tsdb, "job", "a");
+        assert_eq!(found.len(), 4);
+        assert_eq!(select(&tsdb, "i", "4")[0].1, vec![(20, 4.0)]);
+    }
+
+    #[test]
+    fn replayed_postings_follow_the_head_when_records_disagree_with_it() {
+        let one = Labels::new([("s", "1")]);
+        let two = Labels::new([("s", "2")]);
+        let other = Labels::new([("s", "other")]);
+        // Series 1's labels again under reference 3 (samples of 3 go to 1); reference 2
+        // again with other labels (the first labels keep it).
+        let (_dir, tsdb) = open_with_wal(&[
+            record::encode_series([(1, &one), (2, &two)]),
+            record::encode_series([(3, &one), (2, &other)]),
+            record::encode_samples(&[sample(1, 10, 1.0), sample(2, 10, 2.0), sample(3, 20, 3.0)]),
+        ]);
+        assert_eq!(tsdb.replay_report().samples, 3);
+        assert_eq!(
+            select(&tsdb, "s", "1"),
+            vec![(one.to_string(), vec![(10, 1.0), (20, 3.0)])]
+        );
+        assert_eq!(
+            select(&tsdb, "s", "2"),
+            vec![(two.to_string(), vec![(10, 2.0)])]
+        );
+        assert!(select(&tsdb, "s", "other").is_empty());
+        assert_eq!(
+            tsdb.querier(i64::MIN, i64::MAX).label_values("s").unwrap(),
+            vec!["1", "2"]
+        );
+        // Appending by labels finds the replayed series.
+        let mut appender = tsdb.appender();
+        assert_eq!(appender.append(&one, 30, 4.0).unwrap(), 1);
+        appender.commit().unwrap();
     }
 }

@@ -44,6 +44,18 @@ impl Hasher for RefHasher {
 /// A map keyed by series reference, hashed with [`RefHasher`].
 pub type RefMap<V> = HashMap<u64, V, BuildHasherDefault<RefHasher>>;
 
+/// Hashes label sets as a head's label index does (see [`Head::label_hasher`]).
+#[derive(Debug, Clone, Default)]
+pub struct LabelHasher(std::collections::hash_map::RandomState);
+
+impl LabelHasher {
+    /// The hash [`Head::insert_series_hashed`] expects for `labels`.
+    pub fn hash(&self, labels: &Labels) -> u64 {
+        use std::hash::BuildHasher;
+        self.0.hash_one(labels.encoded())
+    }
+}
+
 /// Prometheus's target number of samples per head chunk.
 pub const SAMPLES_PER_CHUNK: usize = 120;
 /// A chunk is cut at this many samples whatever the time estimate says (the scrape rate rose).
@@ -648,6 +660,163 @@ impl SeriesTable {
     }
 }
 
+/// The postings index: label name → value → series references, sorted. Built pair by pair
+/// as series are created, or (WAL replay) by the thread decoding Series records and handed
+/// to the head when the replay ends (see [`Head::install_postings`]).
+#[derive(Debug, Default)]
+pub struct Postings {
+    lists: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+    /// Whether some list may be out of order or hold a reference twice (a reference added
+    /// below a list's last one while `defer_sorting`).
+    unsorted: bool,
+}
+
+impl Postings {
+    /// Adds `series_ref` under each of its label pairs, keeping lists sorted.
+    pub fn add(&mut self, series_ref: u64, labels: &Labels) {
+        self.add_pairs(series_ref, labels, false);
+    }
+
+    /// Adds like [`Postings::add`], leaving lists unsorted until [`Postings::finish`] when a
+    /// reference comes in below a list's last one (replay: repeated or older records).
+    pub fn add_unsorted(&mut self, series_ref: u64, labels: &Labels) {
+        self.add_pairs(series_ref, labels, true);
+    }
+
+    fn add_pairs(&mut self, series_ref: u64, labels: &Labels, defer_sorting: bool) {
+        for (name, value) in labels.iter() {
+            // One search per level for a pair that exists (most do; their strings need no
+            // copy); a new name or value is inserted with its first reference.
+            let Some(values) = self.lists.get_mut(name) else {
+                let values = BTreeMap::from([(value.to_owned(), vec![series_ref])]);
+                self.lists.insert(name.to_owned(), values);
+                continue;
+            };
+            let Some(refs) = values.get_mut(value) else {
+                values.insert(value.to_owned(), vec![series_ref]);
+                continue;
+            };
+            // References mostly arrive in increasing order (the node hands them out so, and
+            // WAL replay meets them so): appending then needs no search through a list that
+            // can hold every series (`job`'s).
+            match refs.last() {
+                Some(&last) if last >= series_ref && defer_sorting => {
+                    refs.push(series_ref);
+                    self.unsorted = true;
+                }
+                Some(&last) if last >= series_ref => {
+                    let position = refs.partition_point(|&r| r < series_ref);
+                    refs.insert(position, series_ref);
+                }
+                _ => refs.push(series_ref),
+            }
+        }
+    }
+
+    /// Sorts and deduplicates the lists [`Postings::add_unsorted`] left unsorted.
+    pub fn finish(&mut self) {
+        if !std::mem::take(&mut self.unsorted) {
+            return;
+        }
+        for refs in self.lists.values_mut().flat_map(BTreeMap::values_mut) {
+            if !refs.is_sorted_by(|a, b| a < b) {
+                refs.sort_unstable();
+                refs.dedup();
+            }
+        }
+    }
+
+    fn remove(&mut self, series_ref: u64, labels: &Labels) {
+        for (name, value) in labels.iter() {
+            let Some(values) = self.lists.get_mut(name) else {
+                continue;
+            };
+            if let Some(refs) = values.get_mut(value) {
+                if let Ok(position) = refs.binary_search(&series_ref) {
+                    refs.remove(position);
+                }
+                if refs.is_empty() {
+                    values.remove(value);
+                }
+            }
+            if values.is_empty() {
+                self.lists.remove(name);
+            }
+        }
+    }
+}
+
+/// How [`Head::insert_series_unindexed`] found the reference it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesInsert {
+    /// The series was created under the reference asked for.
+    Created,
+    /// A series with these labels existed (under the returned reference).
+    SameLabels,
+    /// The reference asked for was taken by a series with other labels (which keeps it).
+    OtherLabels,
+}
+
+/// Series references by label set. Keyed by a 64-bit keyed hash (SipHash, random keys per
+/// head) of the labels' canonical encoding, computed in one pass over the buffer: a map
+/// keyed by `Labels` hashed every pair in a dozen small hasher writes, twice per new series
+/// and again at every resize, which was the larger part of creating a series on WAL replay.
+/// A hit is confirmed against the series' own labels; a set whose hash another set in the
+/// head already has (never seen in practice, but input is not trusted) lives in `collided`,
+/// looked at only when it is not empty.
+#[derive(Debug, Default)]
+struct LabelIndex {
+    hasher: LabelHasher,
+    by_hash: RefMap<u64>,
+    collided: HashMap<Labels, u64>,
+}
+
+impl LabelIndex {
+    fn hash(&self, labels: &Labels) -> u64 {
+        self.hasher.hash(labels)
+    }
+
+    fn get(&self, hash: u64, labels: &Labels, series: &SeriesTable) -> Option<u64> {
+        if let Some(&series_ref) = self.by_hash.get(&hash)
+            && series
+                .get(&series_ref)
+                .is_some_and(|series| series.labels == *labels)
+        {
+            return Some(series_ref);
+        }
+        if self.collided.is_empty() {
+            None
+        } else {
+            self.collided.get(labels).copied()
+        }
+    }
+
+    /// Indexes a series the index does not have (`get` found nothing for its labels).
+    fn insert(&mut self, hash: u64, labels: &Labels, series_ref: u64) {
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(series_ref);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(labels.clone(), series_ref);
+            }
+        }
+    }
+
+    fn remove(&mut self, labels: &Labels, series_ref: u64) {
+        let hash = self.hash(labels);
+        if self.by_hash.get(&hash) == Some(&series_ref) {
+            self.by_hash.remove(&hash);
+        } else if !self.collided.is_empty() {
+            self.collided.remove(labels);
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.by_hash.reserve(additional);
+    }
+}
+
 /// The head's state. Not synchronised: [`crate::tsdb::Tsdb`] wraps it in a lock.
 #[derive(Debug)]
 pub struct Head {
@@ -662,9 +831,11 @@ pub struct Head {
     /// Commits whose WAL write failed so far (they mark their series records unwritten
     /// again, which batches that saw them written must notice).
     pub(crate) wal_failures: u64,
-    by_labels: HashMap<Labels, u64>,
-    /// name → value → series refs (sorted: refs only grow).
-    postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+    by_labels: LabelIndex,
+    /// name → value → series refs, sorted.
+    postings: Postings,
+    /// Series were created without postings (WAL replay: see [`Head::install_postings`]).
+    postings_deferred: bool,
     next_ref: u64,
     chunk_range: i64,
     /// Samples older than this are out of bounds (they belong to persisted blocks).
@@ -690,8 +861,9 @@ impl Head {
             removed: RefMap::default(),
             truncations: 0,
             wal_failures: 0,
-            by_labels: HashMap::new(),
-            postings: BTreeMap::new(),
+            by_labels: LabelIndex::default(),
+            postings: Postings::default(),
+            postings_deferred: false,
             next_ref: 1,
             chunk_range,
             min_valid_time: i64::MIN,
@@ -994,24 +1166,9 @@ impl Head {
         let Some(series) = self.series.remove(&series_ref) else {
             return;
         };
-        self.by_labels.remove(&series.labels);
+        self.by_labels.remove(&series.labels, series_ref);
         let labels = series.labels;
-        for (name, value) in labels.iter() {
-            let Some(values) = self.postings.get_mut(name) else {
-                continue;
-            };
-            if let Some(refs) = values.get_mut(value) {
-                if let Ok(position) = refs.binary_search(&series_ref) {
-                    refs.remove(position);
-                }
-                if refs.is_empty() {
-                    values.remove(value);
-                }
-            }
-            if values.is_empty() {
-                self.postings.remove(name);
-            }
-        }
+        self.postings.remove(series_ref, &labels);
         self.removed.insert(series_ref, (labels, self.truncations));
     }
 
@@ -1038,7 +1195,14 @@ impl Head {
 
     /// The reference of the series with exactly `labels`, if the head has it.
     pub fn series_ref_of(&self, labels: &Labels) -> Option<u64> {
-        self.by_labels.get(labels).copied()
+        self.by_labels
+            .get(self.by_labels.hash(labels), labels, &self.series)
+    }
+
+    /// The hasher of the head's label index, for a thread that decodes series ahead of
+    /// [`Head::insert_series_hashed`] (WAL replay's reader) to hash their labels there.
+    pub fn label_hasher(&self) -> LabelHasher {
+        self.by_labels.hasher.clone()
     }
 
     /// References of every series, for a checkpoint's "still live" test.
@@ -1051,11 +1215,12 @@ impl Head {
         if labels.is_empty() {
             return Err(AppendError::EmptyLabels);
         }
-        if let Some(&series_ref) = self.by_labels.get(labels) {
+        let hash = self.by_labels.hash(labels);
+        if let Some(series_ref) = self.by_labels.get(hash, labels, &self.series) {
             return Ok((series_ref, false));
         }
         let series_ref = self.next_ref;
-        self.insert_series(series_ref, labels.clone());
+        self.insert_series_hashed(series_ref, labels.clone(), hash);
         Ok((series_ref, true))
     }
 
@@ -1063,34 +1228,75 @@ impl Head {
     /// first labels; labels seen under a second reference map the new reference to the first
     /// series (Prometheus does the same after a WAL race).
     pub fn insert_series(&mut self, series_ref: u64, labels: Labels) -> u64 {
-        if let Some(&existing) = self.by_labels.get(&labels) {
-            return existing;
+        let hash = self.by_labels.hash(&labels);
+        self.insert_series_hashed(series_ref, labels, hash)
+    }
+
+    /// [`Head::insert_series`] with the labels' hash already computed by
+    /// [`Head::label_hasher`] (a wrong hash only makes the label index miss the series).
+    pub fn insert_series_hashed(&mut self, series_ref: u64, labels: Labels, hash: u64) -> u64 {
+        self.insert_series_with(series_ref, labels, hash, true).0
+    }
+
+    /// [`Head::insert_series_hashed`] without adding the series to the postings: WAL replay
+    /// builds them on its reading thread and installs them at the end
+    /// ([`Head::install_postings`]), which must come before the head is read. Also says
+    /// how the reference was found.
+    pub fn insert_series_unindexed(
+        &mut self,
+        series_ref: u64,
+        labels: Labels,
+        hash: u64,
+    ) -> (u64, SeriesInsert) {
+        self.postings_deferred = true;
+        self.insert_series_with(series_ref, labels, hash, false)
+    }
+
+    fn insert_series_with(
+        &mut self,
+        series_ref: u64,
+        labels: Labels,
+        hash: u64,
+        index_postings: bool,
+    ) -> (u64, SeriesInsert) {
+        if let Some(existing) = self.by_labels.get(hash, &labels, &self.series) {
+            return (existing, SeriesInsert::SameLabels);
         }
         if self.series.contains_key(&series_ref) {
-            return series_ref;
+            return (series_ref, SeriesInsert::OtherLabels);
         }
-        for (name, value) in labels.iter() {
-            // Look up before inserting: most pairs exist, and their strings need no copy.
-            if !self.postings.contains_key(name) {
-                self.postings.insert(name.to_owned(), BTreeMap::new());
-            }
-            let Some(values) = self.postings.get_mut(name) else {
-                continue;
-            };
-            if !values.contains_key(value) {
-                values.insert(value.to_owned(), Vec::new());
-            }
-            let Some(refs) = values.get_mut(value) else {
-                continue;
-            };
-            let position = refs.partition_point(|&r| r < series_ref);
-            refs.insert(position, series_ref);
+        if index_postings {
+            self.postings.add(series_ref, &labels);
         }
-        self.removed.remove(&series_ref);
-        self.by_labels.insert(labels.clone(), series_ref);
+        if !self.removed.is_empty() {
+            self.removed.remove(&series_ref);
+        }
+        self.by_labels.insert(hash, &labels, series_ref);
         self.series.insert(series_ref, MemSeries::new(labels));
         self.next_ref = self.next_ref.max(series_ref.saturating_add(1));
-        series_ref
+        (series_ref, SeriesInsert::Created)
+    }
+
+    /// Ends a replay that created series with [`Head::insert_series_unindexed`]: installs
+    /// `built` (postings of exactly the series created so, built elsewhere) or, with `None`
+    /// (they could not be built: some record did not create its series as given), builds
+    /// them from the series.
+    pub fn install_postings(&mut self, built: Option<Postings>) {
+        if !std::mem::take(&mut self.postings_deferred) {
+            return;
+        }
+        let mut postings = match built {
+            Some(built) if self.postings.lists.is_empty() => built,
+            _ => {
+                let mut postings = Postings::default();
+                for (series_ref, series) in self.series.iter() {
+                    postings.add_unsorted(series_ref, &series.labels);
+                }
+                postings
+            }
+        };
+        postings.finish();
+        self.postings = postings;
     }
 
     /// The series with reference `series_ref`.
@@ -1142,12 +1348,12 @@ impl Head {
 
     /// Label names in the head, sorted.
     pub fn label_names(&self) -> Vec<String> {
-        self.postings.keys().cloned().collect()
+        self.postings.lists.keys().cloned().collect()
     }
 
     /// Cardinality statistics of the postings (`/api/v1/status/tsdb`); read-only.
     pub fn cardinality(&self, metric_label: &str, limit: usize) -> super::cardinality::Cardinality {
-        super::cardinality::of_postings(&self.postings, metric_label, limit)
+        super::cardinality::of_postings(&self.postings.lists, metric_label, limit)
     }
 }
 
@@ -1155,6 +1361,7 @@ impl PostingsSource for Head {
     fn label_values(&self, name: &str) -> Result<Vec<String>, TsdbError> {
         Ok(self
             .postings
+            .lists
             .get(name)
             .map(|values| values.keys().cloned().collect())
             .unwrap_or_default())
@@ -1163,6 +1370,7 @@ impl PostingsSource for Head {
     fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>, TsdbError> {
         Ok(self
             .postings
+            .lists
             .get(name)
             .and_then(|values| values.get(value))
             .cloned()
@@ -1301,6 +1509,59 @@ mod tests {
         assert_eq!(table.len(), 4);
         assert_eq!(table.iter_mut().count(), 4);
         assert_eq!(table.values().count(), 4);
+    }
+
+    #[test]
+    fn label_index_keeps_sets_whose_hashes_collide() {
+        let mut table = SeriesTable::default();
+        let mut index = LabelIndex::default();
+        let a = Labels::new([("s", "a")]);
+        let b = Labels::new([("s", "b")]);
+        let c = Labels::new([("s", "c")]);
+        table.insert(1, MemSeries::new(a.clone()));
+        table.insert(2, MemSeries::new(b.clone()));
+        table.insert(3, MemSeries::new(c.clone()));
+        // Three sets forced onto one hash: the first in the hash map, the others beside it.
+        for (series_ref, labels) in [(1, &a), (2, &b), (3, &c)] {
+            assert_eq!(index.get(7, labels, &table), None);
+            index.insert(7, labels, series_ref);
+        }
+        assert_eq!(index.get(7, &a, &table), Some(1));
+        assert_eq!(index.get(7, &b, &table), Some(2));
+        assert_eq!(index.get(7, &c, &table), Some(3));
+        assert_eq!(index.get(7, &Labels::new([("s", "d")]), &table), None);
+        // Removal finds each where it is (by its real hash, which is not 7: the hash-map
+        // entry stays for `a`, the collided ones go).
+        index.remove(&b, 2);
+        assert_eq!(index.get(7, &b, &table), None);
+        assert_eq!(index.get(7, &c, &table), Some(3));
+        // Through the head: real hashes, and a series created again after its removal.
+        let mut head = Head::new(TWO_HOURS);
+        let (x, created) = head.get_or_create(&a).unwrap();
+        assert!(created);
+        assert_eq!(head.get_or_create(&a).unwrap(), (x, false));
+        assert_eq!(head.series_ref_of(&a), Some(x));
+        assert_eq!(head.series_ref_of(&b), None);
+        head.remove_series(x);
+        assert_eq!(head.series_ref_of(&a), None);
+        let (again, created) = head.get_or_create(&a).unwrap();
+        assert!(created && again != x);
+        assert_eq!(head.series_ref_of(&a), Some(again));
+    }
+
+    #[test]
+    fn postings_stay_sorted_whatever_the_insertion_order() {
+        let mut head = Head::new(TWO_HOURS);
+        for series_ref in [5u64, 9, 2, 7, 1 << 40, 3] {
+            head.insert_series(
+                series_ref,
+                Labels::new([("job", "a".to_string()), ("n", series_ref.to_string())]),
+            );
+        }
+        assert_eq!(
+            PostingsSource::postings(&head, "job", "a").unwrap(),
+            vec![2, 3, 5, 7, 9, 1 << 40]
+        );
     }
 
     #[test]

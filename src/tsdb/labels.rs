@@ -84,11 +84,29 @@ impl Labels {
     /// builder that checked); checked in debug builds.
     pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+        Labels::from_sorted_slice(&pairs)
+    }
+
+    /// Labels from pairs that may come from outside (a WAL record): taken as they are when
+    /// already canonical (sorted by name, names unique, values non-empty: what Prometheus
+    /// and Tocsin write), which costs no per-pair allocation; otherwise made canonical as
+    /// [`Labels::new`] does.
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let canonical = pairs.windows(2).all(|pair| pair[0].0 < pair[1].0)
+            && pairs.iter().all(|(_, value)| !value.is_empty());
+        if canonical {
+            Labels::from_sorted_slice(pairs)
+        } else {
+            Labels::new(pairs.iter().copied())
+        }
+    }
+
+    fn from_sorted_slice(pairs: &[(&str, &str)]) -> Self {
         debug_assert!(pairs.windows(2).all(|pair| pair[0].0 < pair[1].0));
         let text_bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         let mut buffer = String::with_capacity(text_bytes + 2);
         put_length(&mut buffer, pairs.len());
-        for (name, value) in &pairs {
+        for (name, value) in pairs {
             put_length(&mut buffer, name.len());
             buffer.push_str(name);
             put_length(&mut buffer, value.len());
@@ -133,6 +151,13 @@ impl Labels {
     /// Bytes of the shared buffer (for memory accounting).
     pub fn encoded_len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The canonical encoding (see the type's documentation): equal label sets, and only
+    /// they, have equal encodings, so hashing it in one pass identifies the set (the head's
+    /// label index does).
+    pub(crate) fn encoded(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -409,6 +434,20 @@ mod tests {
             let iterated: Vec<(String, String)> =
                 new_a.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
             prop_assert_eq!(iterated, old_a);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn from_pairs_equals_new(a in pairs()) {
+            let borrowed: Vec<(&str, &str)> =
+                a.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(Labels::from_pairs(&borrowed), Labels::new(a.clone()));
+            // Canonical input takes the copy-free path.
+            let canonical = reference(&a);
+            let borrowed: Vec<(&str, &str)> =
+                canonical.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(Labels::from_pairs(&borrowed), Labels::new(canonical.clone()));
         }
     }
 

@@ -508,6 +508,9 @@ fn sweep(
         non_counters: Vec::new(),
     };
     let mut without_stale: Vec<Point> = Vec::new();
+    // For rate/increase: `resets[i]` counts the counter resets among samples 1..=i, so a
+    // window without any (the common case) skips the per-sample scan.
+    let mut resets: Vec<u32> = Vec::new();
     for (j, s) in series.iter().enumerate() {
         let samples: &[Point] = if drop_stale && s.samples.iter().any(|p| is_stale_nan(p.1)) {
             without_stale.clear();
@@ -516,6 +519,18 @@ fn sweep(
         } else {
             &s.samples
         };
+        if checks_counter {
+            resets.clear();
+            let mut count = 0u32;
+            let mut previous = f64::NAN;
+            for &(_, v) in samples {
+                if v < previous {
+                    count += 1;
+                }
+                previous = v;
+                resets.push(count);
+            }
+        }
         let metric = s.labels.get(METRIC_NAME);
         let mut present = (checks_counter && !metric.is_empty() && !is_counter_name(metric))
             .then(|| vec![false; count]);
@@ -540,7 +555,14 @@ fn sweep(
             if let Some(present) = present.as_mut() {
                 present[k] = true;
             }
-            if let Some(v) = evaluate(name, &samples[lo..hi], window, times[k], &[]) {
+            let value = if checks_counter {
+                let scan_resets = resets[hi - 1] != resets[lo];
+                let is_rate = name == "rate";
+                extrapolated_rate_scanning(&samples[lo..hi], window, true, is_rate, scan_resets)
+            } else {
+                evaluate(name, &samples[lo..hi], window, times[k], &[])
+            };
+            if let Some(v) = value {
                 out.steps[k].push((index, v));
             }
         }
@@ -694,6 +716,18 @@ fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
+    extrapolated_rate_scanning(p, window, is_counter, is_rate, is_counter)
+}
+
+/// [`extrapolated_rate`]; `scan_resets` false says the caller knows the window holds no
+/// counter reset, so the scan for them (which would add nothing) is skipped.
+fn extrapolated_rate_scanning(
+    p: &[Point],
+    window: RangeWindow,
+    is_counter: bool,
+    is_rate: bool,
+    scan_resets: bool,
+) -> Option<f64> {
     if p.len() < 2 {
         return None;
     }
@@ -702,7 +736,7 @@ fn extrapolated_rate(
     let (first_t, first_v) = p[0];
     let (last_t, last_v) = p[p.len() - 1];
     let mut result = last_v - first_v;
-    if is_counter {
+    if scan_resets {
         let mut prev = p[0].1;
         for &(_, v) in &p[1..] {
             if v < prev {

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-const HEADER: usize = 7;
+const HEADER: usize = segment::FRAGMENT_HEADER_BYTES;
 const FULL: u8 = 1;
 const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
@@ -97,16 +97,7 @@ pub fn next_frame(buffer: &[u8], base: u64) -> Frame {
                 reason: "fragment header crosses a page".into(),
             };
         }
-        let length = usize::from(u16::from_be_bytes([
-            buffer[position + 1],
-            buffer[position + 2],
-        ]));
-        let stored = u32::from_be_bytes([
-            buffer[position + 3],
-            buffer[position + 4],
-            buffer[position + 5],
-            buffer[position + 6],
-        ]);
+        let (_, length, stored) = segment::fragment_header(&buffer[position..]);
         let data_start = position + HEADER;
         let data_end = data_start + length;
         if data_end > page_end(position) {

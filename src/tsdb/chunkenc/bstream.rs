@@ -86,11 +86,33 @@ impl<'a> BitReader<'a> {
     }
 
     /// Bits left to read.
+    #[inline]
     pub fn remaining_bits(&self) -> usize {
         self.bytes.len() * 8 - self.position
     }
 
+    /// The next `count` bits (at most 57) without consuming them, as the low bits of a u64,
+    /// zero-padded past the end: a decoder looks at a short prefix at once and then
+    /// [`BitReader::skip_bits`] the part it used.
+    #[inline]
+    pub fn peek_bits(&self, count: u8) -> u64 {
+        let count = u32::from(count.clamp(1, 57));
+        let used = (self.position % 8) as u32;
+        (self.word_at(self.position / 8) << used) >> (64 - count)
+    }
+
+    /// Consumes `count` bits; fails, consuming none, when fewer are left.
+    #[inline]
+    pub fn skip_bits(&mut self, count: usize) -> Result<(), EndOfStream> {
+        if count > self.remaining_bits() {
+            return Err(EndOfStream);
+        }
+        self.position += count;
+        Ok(())
+    }
+
     /// Reads one bit.
+    #[inline]
     pub fn read_bit(&mut self) -> Result<bool, EndOfStream> {
         let byte = self.bytes.get(self.position / 8).ok_or(EndOfStream)?;
         let bit = (byte >> (7 - (self.position % 8))) & 1 == 1;
@@ -103,6 +125,7 @@ impl<'a> BitReader<'a> {
     /// Loads the 8 bytes from the current byte as one big-endian word and shifts the wanted
     /// bits out of it (plus a ninth byte when an unaligned read spans it), instead of a loop
     /// per byte: this sits under every sample decoded.
+    #[inline]
     pub fn read_bits(&mut self, count: u8) -> Result<u64, EndOfStream> {
         let count = u32::from(count.min(64));
         if count as usize > self.remaining_bits() {
@@ -128,6 +151,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The 8 bytes from `byte` as a big-endian word, zero-padded past the end.
+    #[inline]
     fn word_at(&self, byte: usize) -> u64 {
         match self.bytes.get(byte..byte + 8) {
             Some(eight) => {
@@ -194,6 +218,32 @@ mod tests {
                 prop_assert_eq!(reader.read_bits(count).unwrap(), value & mask);
             }
             prop_assert!(reader.remaining_bits() < 8);
+        }
+
+        #[test]
+        fn peek_then_skip_reads_what_read_bits_reads(
+            bytes in proptest::collection::vec(any::<u8>(), 0..24),
+            counts in proptest::collection::vec(1u8..=57, 0..40),
+        ) {
+            let mut peeking = BitReader::new(&bytes);
+            let mut reading = BitReader::new(&bytes);
+            for count in counts {
+                let peeked = peeking.peek_bits(count);
+                match reading.read_bits(count) {
+                    Ok(value) => {
+                        prop_assert_eq!(peeked, value);
+                        prop_assert!(peeking.skip_bits(usize::from(count)).is_ok());
+                    }
+                    Err(_) => {
+                        prop_assert!(peeking.skip_bits(usize::from(count)).is_err());
+                        // Past the end, the missing bits read as zeros.
+                        let left = reading.remaining_bits() as u32;
+                        let rest = reading.read_bits(left as u8).unwrap_or(0);
+                        prop_assert_eq!(peeked >> (u32::from(count) - left), rest);
+                        break;
+                    }
+                }
+            }
         }
     }
 }

@@ -252,14 +252,20 @@ impl<'a> XorIterator<'a> {
         None
     }
 
+    #[inline(always)]
     fn read_value(&mut self) -> Result<(), &'static str> {
         const TRUNCATED: &str = "truncated value";
-        if !self.reader.read_bit().map_err(|_| TRUNCATED)? {
-            return Ok(());
+        // The control bits `0`, `10` or `11` looked at together.
+        let control = self.reader.peek_bits(2);
+        if control & 0b10 == 0 {
+            return self.reader.skip_bits(1).map_err(|_| TRUNCATED);
         }
-        if self.reader.read_bit().map_err(|_| TRUNCATED)? {
-            let leading = self.reader.read_bits(5).map_err(|_| TRUNCATED)? as u8;
-            let mut meaningful = self.reader.read_bits(6).map_err(|_| TRUNCATED)? as u8;
+        self.reader.skip_bits(2).map_err(|_| TRUNCATED)?;
+        if control & 0b01 == 1 {
+            // 5 bits of leading zeros, then 6 of meaningful-bit count, read as one field.
+            let window = self.reader.read_bits(11).map_err(|_| TRUNCATED)?;
+            let leading = (window >> 6) as u8;
+            let mut meaningful = (window & 0x3F) as u8;
             if meaningful == 0 {
                 meaningful = 64;
             }
@@ -276,23 +282,31 @@ impl<'a> XorIterator<'a> {
         Ok(())
     }
 
+    #[inline(always)]
     fn read_timestamp_delta_of_delta(&mut self) -> Result<i64, &'static str> {
         const TRUNCATED: &str = "truncated timestamp";
-        let mut prefix = 0u8;
-        for _ in 0..4 {
-            prefix <<= 1;
-            if !self.reader.read_bit().map_err(|_| TRUNCATED)? {
-                break;
-            }
-            prefix |= 1;
-        }
-        let width = match prefix {
-            0b0 => return Ok(0),
-            0b10 => 14,
-            0b110 => 17,
-            0b1110 => 20,
-            _ => return Ok(self.reader.read_bits(64).map_err(|_| TRUNCATED)? as i64),
+        // The bucket prefix (`0`, `10`, `110`, `1110`, `1111`) from one look at 4 bits; the
+        // bits it consists of must exist (past the end the look reads zeros).
+        let prefix = self.reader.peek_bits(4);
+        let (prefix_length, width) = if prefix & 0b1000 == 0 {
+            (1, 0)
+        } else if prefix & 0b0100 == 0 {
+            (2, 14)
+        } else if prefix & 0b0010 == 0 {
+            (3, 17)
+        } else if prefix & 0b0001 == 0 {
+            (4, 20)
+        } else {
+            (4, 64)
         };
+        self.reader
+            .skip_bits(prefix_length)
+            .map_err(|_| TRUNCATED)?;
+        match width {
+            0 => return Ok(0),
+            64 => return Ok(self.reader.read_bits(64).map_err(|_| TRUNCATED)? as i64),
+            _ => {}
+        }
         let raw = self.reader.read_bits(width).map_err(|_| TRUNCATED)? as i64;
         Ok(if raw > (1i64 << (width - 1)) {
             raw - (1i64 << width)
@@ -305,6 +319,9 @@ impl<'a> XorIterator<'a> {
 impl Iterator for XorIterator<'_> {
     type Item = (i64, f64);
 
+    // Inlined into decoding loops, so the decoder's state can live in registers: this runs
+    // once per sample read from disk.
+    #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
         if self.error.is_some() || self.read >= self.total {
             return None;

@@ -2,7 +2,7 @@
 //! implementation serves the head and every block, through [`PostingsSource`].
 
 use crate::tsdb::error::TsdbError;
-use crate::tsdb::labels::Matcher;
+use crate::tsdb::labels::{MatchKind, Matcher};
 
 /// What matcher evaluation needs from an index.
 pub trait PostingsSource {
@@ -12,6 +12,63 @@ pub trait PostingsSource {
     fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>, TsdbError>;
     /// All series ids, sorted.
     fn all_postings(&self) -> Result<Vec<u64>, TsdbError>;
+
+    /// The postings lists of the values of `name` that `wanted` accepts, in value order. The
+    /// default lists the values, then reads each wanted one's postings; an index can walk its
+    /// own table without copying every value.
+    fn postings_for_values(
+        &self,
+        name: &str,
+        wanted: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<Vec<u64>>, TsdbError> {
+        let mut lists = Vec::new();
+        for value in self.label_values(name)? {
+            if wanted(&value) {
+                lists.push(self.postings(name, &value)?);
+            }
+        }
+        Ok(lists)
+    }
+}
+
+/// The series with a value of `matcher`'s label for which `wanted(matches)` holds, as one
+/// sorted list: an equality needs no walk over the label's values.
+fn postings_where(
+    source: &dyn PostingsSource,
+    matcher: &Matcher,
+    wanted: bool,
+) -> Result<Vec<u64>, TsdbError> {
+    // `name="v"` selects, and `name!="v"` excludes, exactly the postings of `v` (v non-empty:
+    // the empty value has no postings list of its own).
+    let exact = match matcher.kind {
+        MatchKind::Equal => wanted,
+        MatchKind::NotEqual => !wanted,
+        MatchKind::RegexMatch | MatchKind::RegexNoMatch => false,
+    };
+    if exact && !matcher.value.is_empty() {
+        return source.postings(&matcher.name, &matcher.value);
+    }
+    let lists =
+        source.postings_for_values(&matcher.name, &mut |value| matcher.matches(value) == wanted)?;
+    Ok(union_all(lists))
+}
+
+/// The sorted union of sorted lists, without the quadratic cost of folding them pairwise.
+pub fn union_all(mut lists: Vec<Vec<u64>>) -> Vec<u64> {
+    match lists.len() {
+        0 => Vec::new(),
+        1 => lists.pop().unwrap_or_default(),
+        2 => union(&lists[0], &lists[1]),
+        _ => {
+            let mut all: Vec<u64> = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+            for list in &lists {
+                all.extend_from_slice(list);
+            }
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+    }
 }
 
 /// Series ids matching every matcher, sorted, with Prometheus's semantics: a series lacking a
@@ -33,23 +90,16 @@ pub fn postings_for_matchers(
         if result.as_ref().is_some_and(Vec::is_empty) {
             break;
         }
-        let values = source.label_values(&matcher.name)?;
         if matcher.matches("") {
             // Everything except the series whose value does not match.
-            let mut excluded = Vec::new();
-            for value in values.iter().filter(|value| !matcher.matches(value)) {
-                excluded = union(&excluded, &source.postings(&matcher.name, value)?);
-            }
+            let excluded = postings_where(source, matcher, false)?;
             let base = match result.take() {
                 Some(current) => current,
                 None => source.all_postings()?,
             };
             result = Some(subtract(&base, &excluded));
         } else {
-            let mut selected = Vec::new();
-            for value in values.iter().filter(|value| matcher.matches(value)) {
-                selected = union(&selected, &source.postings(&matcher.name, value)?);
-            }
+            let selected = postings_where(source, matcher, true)?;
             result = Some(match result.take() {
                 Some(current) => intersect(&current, &selected),
                 None => selected,

@@ -142,7 +142,11 @@ impl IndexReader {
         else {
             return Ok(Vec::new());
         };
-        let offset = values[index].1;
+        self.postings_at(values[index].1)
+    }
+
+    /// The postings list stored at `offset`.
+    fn postings_at(&self, offset: usize) -> Result<Vec<u64>, TsdbError> {
         let body = section_be32(&self.bytes, offset).map_err(TsdbError::corrupt(&self.path))?;
         let mut decoder = Decoder::new(body, offset + 4);
         let count = decoder.be_u32().map_err(TsdbError::corrupt(&self.path))? as usize;
@@ -151,12 +155,12 @@ impl IndexReader {
                 "postings count {count} does not match the length"
             ))));
         }
-        let mut ids = Vec::with_capacity(count);
-        for _ in 0..count {
-            ids.push(u64::from(
-                decoder.be_u32().map_err(TsdbError::corrupt(&self.path))?,
-            ));
-        }
+        // The count matches the bytes left, so the list is the rest of the body.
+        let list = &body[body.len() - count * 4..];
+        let ids: Vec<u64> = list
+            .chunks_exact(4)
+            .map(|id| u64::from(u32::from_be_bytes([id[0], id[1], id[2], id[3]])))
+            .collect();
         if ids.windows(2).any(|pair| pair[0] >= pair[1]) {
             return Err(TsdbError::corrupt(&self.path)(DecodeError {
                 offset,
@@ -258,6 +262,27 @@ impl super::PostingsSource for IndexReader {
 
     fn all_postings(&self) -> Result<Vec<u64>, TsdbError> {
         IndexReader::all_postings(self)
+    }
+
+    fn postings_for_values(
+        &self,
+        name: &str,
+        wanted: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Vec<Vec<u64>>, TsdbError> {
+        // The empty name is the all-postings key, not a label.
+        if name.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(values) = self.postings_table.get(name) else {
+            return Ok(Vec::new());
+        };
+        let mut lists = Vec::new();
+        for (value, offset) in values {
+            if wanted(value) {
+                lists.push(self.postings_at(*offset)?);
+            }
+        }
+        Ok(lists)
     }
 }
 

@@ -102,16 +102,19 @@ pub fn decode(record: &[u8]) -> Result<Record, DecodeError> {
     match kind {
         RECORD_SERIES => {
             let mut series = Vec::new();
+            // One buffer of borrowed pairs for all the record's series: the labels are built
+            // straight from the record's bytes (see `Labels::from_pairs`).
+            let mut pairs: Vec<(&str, &str)> = Vec::new();
             while decoder.remaining() > 0 {
                 let series_ref = decoder.be_u64()?;
                 let count = decoder.uvarint_bounded(MAX_LABELS, "label count")?;
-                let mut pairs = Vec::with_capacity(count as usize);
+                pairs.clear();
                 for _ in 0..count {
                     let name = decoder.uvarint_str()?;
                     let value = decoder.uvarint_str()?;
                     pairs.push((name, value));
                 }
-                series.push((series_ref, Labels::new(pairs)));
+                series.push((series_ref, Labels::from_pairs(&pairs)));
             }
             Ok(Record::Series(series))
         }

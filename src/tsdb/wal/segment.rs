@@ -25,6 +25,24 @@ const SNAPPY_FLAG: u8 = 1 << 3;
 const TYPE_MASK: u8 = SNAPPY_FLAG - 1;
 
 /// Segment numbers in `folder`, sorted.
+/// A fragment's header at the start of `header` (at least [`FRAGMENT_HEADER_BYTES`] long):
+/// its type byte (fragment kind and compression flags), data length and stored CRC32C.
+pub fn fragment_header(header: &[u8]) -> (u8, usize, u32) {
+    let length = usize::from(u16::from_be_bytes([header[1], header[2]]));
+    let crc = u32::from_be_bytes([header[3], header[4], header[5], header[6]]);
+    (header[0], length, crc)
+}
+
+/// The fragment kind of a record's piece: whether it is the first and whether the last.
+fn fragment_kind(first: bool, last: bool) -> u8 {
+    match (first, last) {
+        (true, true) => FRAGMENT_FULL,
+        (true, false) => FRAGMENT_FIRST,
+        (false, true) => FRAGMENT_LAST,
+        (false, false) => FRAGMENT_MIDDLE,
+    }
+}
+
 pub fn list_segments(folder: &Path) -> Result<Vec<u64>, TsdbError> {
     let mut numbers = Vec::new();
     let entries = match std::fs::read_dir(folder) {
@@ -180,12 +198,7 @@ impl WalWriter {
             let room = self.page_remaining() - FRAGMENT_HEADER_BYTES;
             let take = room.min(rest.len());
             let (part, remainder) = rest.split_at(take);
-            let kind = match (first, remainder.is_empty()) {
-                (true, true) => FRAGMENT_FULL,
-                (true, false) => FRAGMENT_FIRST,
-                (false, true) => FRAGMENT_LAST,
-                (false, false) => FRAGMENT_MIDDLE,
-            };
+            let kind = fragment_kind(first, remainder.is_empty());
             self.pending.push(kind);
             self.pending.extend_from_slice(&(take as u16).to_be_bytes());
             self.pending.extend_from_slice(&crc32c(part).to_be_bytes());
@@ -298,139 +311,220 @@ const MAX_SEGMENT_READ: u64 = 1 << 30;
 /// The largest record we decompress (Prometheus's records stay far below a segment).
 pub const MAX_RECORD_BYTES: usize = 128 * 1024 * 1024;
 
-/// Adds a whole record to `contents`, decompressing it if it is Snappy-compressed.
-fn push_record(contents: &mut SegmentContents, record: Vec<u8>, compressed: bool) {
-    if !compressed {
-        contents.records.push(record);
-        return;
-    }
-    let fits = snap::raw::decompress_len(&record).is_ok_and(|len| len <= MAX_RECORD_BYTES);
-    if !fits {
-        contents.compressed_skipped += 1;
-        return;
-    }
-    match snap::raw::Decoder::new().decompress_vec(&record) {
-        Ok(plain) => {
-            contents.decompressed += 1;
-            contents.records.push(plain);
-        }
-        Err(_) => contents.compressed_skipped += 1,
-    }
+/// What reading a segment with [`read_segment_with`] found besides its records.
+#[derive(Debug, Default)]
+pub struct SegmentSummary {
+    /// Snappy records that did not decompress, or would decompress to more than
+    /// [`MAX_RECORD_BYTES`] (skipped, see [`SegmentContents::compressed_skipped`]).
+    pub compressed_skipped: u64,
+    /// Records that were Snappy-compressed and decompressed fine.
+    pub decompressed: u64,
+    /// The first damage, if any; no record after it was given.
+    pub corruption: Option<WalCorruption>,
+    /// Offset just past the last whole record.
+    pub valid_bytes: u64,
+    /// Whether the record callback asked to stop before the end.
+    pub stopped: bool,
 }
 
 /// Reads one segment's records, stopping at the first torn or damaged fragment.
 pub fn read_segment(path: &Path) -> Result<SegmentContents, TsdbError> {
-    let file = File::open(path).map_err(TsdbError::io(path))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SEGMENT_READ)
-        .read_to_end(&mut bytes)
-        .map_err(TsdbError::io(path))?;
-    let mut contents = SegmentContents::default();
-    let mut assembling: Option<(Vec<u8>, bool, usize)> = None; // (bytes, compressed, start)
-    let mut position = 0usize;
-    let fail = |contents: &mut SegmentContents, reason: String| {
-        contents.corruption = Some(WalCorruption {
+    let mut records = Vec::new();
+    let summary = read_segment_with(path, |record| {
+        records.push(record.to_vec());
+        true
+    })?;
+    Ok(SegmentContents {
+        records,
+        compressed_skipped: summary.compressed_skipped,
+        decompressed: summary.decompressed,
+        corruption: summary.corruption,
+        valid_bytes: summary.valid_bytes,
+    })
+}
+
+/// Pages read from the file at a time by [`read_segment_with`] (fragments never cross a
+/// page, so every block holds whole fragments).
+const READ_BLOCK_PAGES: usize = 16;
+
+/// Reads one segment's whole, checksum-verified records in order, handing each (decompressed
+/// if it was Snappy-compressed) to `on_record` as soon as it is complete, until the first
+/// torn or damaged fragment or until `on_record` returns `false`. The file is read a block of
+/// pages at a time and a record is lent from the block, or from a buffer reused across
+/// records when it spans pages or was compressed: no copy per record, memory bounded by the
+/// largest record rather than the segment, and a consumer on another thread starts on the
+/// first records while the rest are read.
+pub fn read_segment_with(
+    path: &Path,
+    mut on_record: impl FnMut(&[u8]) -> bool,
+) -> Result<SegmentSummary, TsdbError> {
+    let mut file = File::open(path)
+        .map_err(TsdbError::io(path))?
+        .take(MAX_SEGMENT_READ);
+    let mut summary = SegmentSummary::default();
+    let mut block = vec![0u8; READ_BLOCK_PAGES * PAGE_BYTES];
+    // A record spanning fragments: its bytes so far, whether it is compressed, its offset.
+    let mut assembling: Vec<u8> = Vec::new();
+    let mut assembling_from: Option<(bool, u64)> = None;
+    let mut plain: Vec<u8> = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
+    let fail = |summary: &mut SegmentSummary, reason: String| {
+        summary.corruption = Some(WalCorruption {
             path: path.to_path_buf(),
-            offset: contents.valid_bytes,
+            offset: summary.valid_bytes,
             reason,
         });
     };
-    while position < bytes.len() {
-        let page_end = (position / PAGE_BYTES + 1) * PAGE_BYTES;
-        let kind_byte = bytes[position];
-        if kind_byte == 0 {
-            // Padding to the end of the page: it must be all zeros.
-            let end = page_end.min(bytes.len());
-            if bytes[position..end].iter().any(|&b| b != 0) {
-                fail(
-                    &mut contents,
-                    format!("non-zero bytes in page padding at offset {position}"),
-                );
-                return Ok(contents);
+    // Hands a whole record on (decompressed first if it was); whether to go on.
+    let mut deliver = |summary: &mut SegmentSummary, record: &[u8], compressed: bool| -> bool {
+        if !compressed {
+            return on_record(record);
+        }
+        let length = match snap::raw::decompress_len(record) {
+            Ok(length) if length <= MAX_RECORD_BYTES => length,
+            _ => {
+                summary.compressed_skipped += 1;
+                return true;
             }
-            position = end;
-            if assembling.is_none() {
-                contents.valid_bytes = position as u64;
+        };
+        plain.resize(length, 0);
+        match decoder.decompress(record, &mut plain) {
+            Ok(written) => {
+                summary.decompressed += 1;
+                on_record(&plain[..written])
             }
-            continue;
-        }
-        if position + FRAGMENT_HEADER_BYTES > page_end.min(bytes.len()) {
-            fail(
-                &mut contents,
-                format!("torn fragment header at offset {position}"),
-            );
-            return Ok(contents);
-        }
-        let length = usize::from(u16::from_be_bytes([
-            bytes[position + 1],
-            bytes[position + 2],
-        ]));
-        let stored_crc = u32::from_be_bytes([
-            bytes[position + 3],
-            bytes[position + 4],
-            bytes[position + 5],
-            bytes[position + 6],
-        ]);
-        let data_start = position + FRAGMENT_HEADER_BYTES;
-        let data_end = data_start + length;
-        if data_end > page_end || data_end > bytes.len() {
-            fail(
-                &mut contents,
-                format!("fragment at offset {position} runs past its page or the file"),
-            );
-            return Ok(contents);
-        }
-        let data = &bytes[data_start..data_end];
-        if crc32c(data) != stored_crc {
-            fail(
-                &mut contents,
-                format!("fragment checksum mismatch at offset {position}"),
-            );
-            return Ok(contents);
-        }
-        let compressed = kind_byte & SNAPPY_FLAG != 0;
-        let kind = kind_byte & TYPE_MASK;
-        match (kind, assembling.take()) {
-            (FRAGMENT_FULL, None) => {
-                push_record(&mut contents, data.to_vec(), compressed);
-                contents.valid_bytes = data_end as u64;
+            Err(_) => {
+                summary.compressed_skipped += 1;
+                true
             }
-            (FRAGMENT_FIRST, None) => assembling = Some((data.to_vec(), compressed, position)),
-            (FRAGMENT_MIDDLE, Some((mut record, compressed, start))) => {
-                if record.len() + data.len() > MAX_RECORD_BYTES {
+        }
+    };
+    let mut block_start = 0u64;
+    loop {
+        let filled = fill(&mut file, &mut block).map_err(TsdbError::io(path))?;
+        if filled == 0 {
+            break;
+        }
+        let bytes = &block[..filled];
+        let mut position = 0usize;
+        while position < bytes.len() {
+            // Offsets in messages and in `valid_bytes` are the file's.
+            let at = block_start + position as u64;
+            let page_end = (position / PAGE_BYTES + 1) * PAGE_BYTES;
+            let kind_byte = bytes[position];
+            if kind_byte == 0 {
+                // Padding to the end of the page: it must be all zeros.
+                let end = page_end.min(bytes.len());
+                if bytes[position..end].iter().any(|&b| b != 0) {
                     fail(
-                        &mut contents,
-                        format!(
-                            "record starting at offset {start} exceeds {MAX_RECORD_BYTES} bytes"
-                        ),
+                        &mut summary,
+                        format!("non-zero bytes in page padding at offset {at}"),
                     );
-                    return Ok(contents);
+                    return Ok(summary);
                 }
-                record.extend_from_slice(data);
-                assembling = Some((record, compressed, start));
+                position = end;
+                if assembling_from.is_none() {
+                    summary.valid_bytes = block_start + position as u64;
+                }
+                continue;
             }
-            (FRAGMENT_LAST, Some((mut record, compressed, _))) => {
-                record.extend_from_slice(data);
-                push_record(&mut contents, record, compressed);
-                contents.valid_bytes = data_end as u64;
+            if position + FRAGMENT_HEADER_BYTES > page_end.min(bytes.len()) {
+                fail(&mut summary, format!("torn fragment header at offset {at}"));
+                return Ok(summary);
             }
-            (kind, _) => {
+            let (_, length, stored_crc) = fragment_header(&bytes[position..]);
+            let data_start = position + FRAGMENT_HEADER_BYTES;
+            let data_end = data_start + length;
+            if data_end > page_end || data_end > bytes.len() {
                 fail(
-                    &mut contents,
-                    format!("unexpected fragment type {kind} at offset {position}"),
+                    &mut summary,
+                    format!("fragment at offset {at} runs past its page or the file"),
                 );
-                return Ok(contents);
+                return Ok(summary);
             }
+            let data = &bytes[data_start..data_end];
+            if crc32c(data) != stored_crc {
+                fail(
+                    &mut summary,
+                    format!("fragment checksum mismatch at offset {at}"),
+                );
+                return Ok(summary);
+            }
+            let compressed = kind_byte & SNAPPY_FLAG != 0;
+            let kind = kind_byte & TYPE_MASK;
+            let end_offset = block_start + data_end as u64;
+            match (kind, assembling_from) {
+                (FRAGMENT_FULL, None) => {
+                    // Counted valid before it is handed on: a consumer that stops here has
+                    // had it.
+                    summary.valid_bytes = end_offset;
+                    if !deliver(&mut summary, data, compressed) {
+                        summary.stopped = true;
+                        return Ok(summary);
+                    }
+                }
+                (FRAGMENT_FIRST, None) => {
+                    assembling.clear();
+                    assembling.extend_from_slice(data);
+                    assembling_from = Some((compressed, at));
+                }
+                (FRAGMENT_MIDDLE, Some((_, start))) => {
+                    if assembling.len() + data.len() > MAX_RECORD_BYTES {
+                        fail(
+                            &mut summary,
+                            format!(
+                                "record starting at offset {start} exceeds {MAX_RECORD_BYTES} bytes"
+                            ),
+                        );
+                        return Ok(summary);
+                    }
+                    assembling.extend_from_slice(data);
+                }
+                (FRAGMENT_LAST, Some((compressed, _))) => {
+                    assembling.extend_from_slice(data);
+                    assembling_from = None;
+                    summary.valid_bytes = end_offset;
+                    if !deliver(&mut summary, &assembling, compressed) {
+                        summary.stopped = true;
+                        return Ok(summary);
+                    }
+                }
+                (kind, _) => {
+                    fail(
+                        &mut summary,
+                        format!("unexpected fragment type {kind} at offset {at}"),
+                    );
+                    return Ok(summary);
+                }
+            }
+            position = data_end;
         }
-        position = data_end;
+        block_start += filled as u64;
+        if filled < block.len() {
+            break;
+        }
     }
-    if let Some((_, _, start)) = assembling {
+    if let Some((_, start)) = assembling_from {
         fail(
-            &mut contents,
+            &mut summary,
             format!("record starting at offset {start} is torn (no last fragment)"),
         );
     }
-    Ok(contents)
+    Ok(summary)
+}
+
+/// Reads into `buffer` until it is full or the reader ends; the bytes read.
+fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
@@ -459,6 +553,113 @@ mod tests {
             read.extend(contents.records);
         }
         assert_eq!(read, records);
+    }
+
+    /// Lays records out in pages as Prometheus's writer does, each fragment flagged as
+    /// Snappy-compressed when its record is (`(bytes as stored, compressed)`).
+    fn frame(records: &[(Vec<u8>, bool)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (record, compressed) in records {
+            let flag = if *compressed { SNAPPY_FLAG } else { 0 };
+            let mut rest = &record[..];
+            let mut first = true;
+            loop {
+                let room = PAGE_BYTES - out.len() % PAGE_BYTES;
+                if room <= FRAGMENT_HEADER_BYTES {
+                    out.resize(out.len() + room, 0);
+                    continue;
+                }
+                let take = (room - FRAGMENT_HEADER_BYTES).min(rest.len());
+                let (part, remainder) = rest.split_at(take);
+                let kind = fragment_kind(first, remainder.is_empty());
+                out.push(kind | flag);
+                out.extend_from_slice(&(take as u16).to_be_bytes());
+                out.extend_from_slice(&crc32c(part).to_be_bytes());
+                out.extend_from_slice(part);
+                rest = remainder;
+                first = false;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn records_stream_across_read_blocks_and_a_damaged_tail_stops_them() {
+        let folder = tempfile::tempdir().unwrap();
+        let block = READ_BLOCK_PAGES * PAGE_BYTES;
+        // Up to three read blocks long, so records span pages and blocks; every third one
+        // Snappy-compressed (of bytes that do not compress, so it spans pages too).
+        let mut state = 1u64;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        };
+        let plain: Vec<Vec<u8>> = (0..48usize)
+            .map(|i| (0..(i * 7919) % (3 * block) + 1).map(|_| noise()).collect())
+            .collect();
+        let stored: Vec<(Vec<u8>, bool)> = plain
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                if i % 3 == 0 {
+                    (
+                        snap::raw::Encoder::new().compress_vec(record).unwrap(),
+                        true,
+                    )
+                } else {
+                    (record.clone(), false)
+                }
+            })
+            .collect();
+        let bytes = frame(&stored);
+        assert!(bytes.len() > 10 * block);
+        let path = segment_path(folder.path(), 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let summary = read_segment_with(&path, |record| {
+            seen.push(record.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(summary.corruption, None);
+        assert_eq!(summary.decompressed, 16);
+        assert_eq!(summary.valid_bytes, bytes.len() as u64);
+        assert!(seen == plain, "records differ");
+        // The consumer stops: nothing more is read.
+        let mut count = 0;
+        let summary = read_segment_with(&path, |_| {
+            count += 1;
+            count < 5
+        })
+        .unwrap();
+        assert!(summary.stopped);
+        assert_eq!(count, 5);
+        // A flipped byte in a later block: the records before it, then a corruption at the
+        // end of the last whole one.
+        let mut damaged = bytes.clone();
+        let at = 5 * block + 1234;
+        damaged[at] ^= 0x5A;
+        std::fs::write(&path, &damaged).unwrap();
+        let contents = read_segment(&path).unwrap();
+        let corruption = contents.corruption.expect("damage detected");
+        assert!(corruption.offset <= at as u64, "{corruption:?}");
+        assert_eq!(corruption.offset, contents.valid_bytes);
+        let whole = contents.records.len();
+        assert!(whole > 0 && whole < plain.len());
+        assert!(
+            contents.records[..] == plain[..whole],
+            "records before the damage differ"
+        );
+        // A torn tail (the file cut inside a record spanning blocks).
+        std::fs::write(&path, &bytes[..4 * block + 77]).unwrap();
+        let contents = read_segment(&path).unwrap();
+        assert!(contents.corruption.is_some());
+        assert!(contents.records[..] == plain[..contents.records.len()]);
     }
 
     #[test]
