@@ -6,25 +6,22 @@
 //! - `POST|PUT /api/v1/admin/tsdb/snapshot` (`skip_head`): `{"name": …}`, the snapshot being
 //!   `<storage.path>/tsdb/snapshots/<name>/` (blocks hard-linked, plus the head as a block).
 
-use super::prometheus::{ApiError, ApiSuccess, ErrorKind, Form};
+use super::prometheus::{
+    ApiError, ApiSuccess, ErrorKind, Form, MAX_TIME_MS, MIN_TIME_MS, blocking, parse_selector,
+    time_param,
+};
 use crate::node::Node;
-use crate::promql::parse::parse_query;
-use crate::tsdb::{MatchKind, Matcher, Tsdb};
+use crate::promql::tsdb_source::convert_all;
+use crate::tsdb::{Matcher, Tsdb};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use promql_parser::label::MatchOp;
-use promql_parser::parser::Expr;
 use std::sync::Arc;
 
 /// The most `match[]` selectors one request may carry.
 const MAX_SELECTORS: usize = 1000;
-
-/// Prometheus's smallest and largest API timestamps (`minTime`, `maxTime`), in milliseconds.
-const MIN_TIME_MS: i64 = -9_223_309_901_257_974_000;
-const MAX_TIME_MS: i64 = 9_223_309_901_257_974_999;
 
 /// The routes, relative to the route prefix.
 pub fn routes() -> Router<Arc<Node>> {
@@ -47,19 +44,6 @@ fn enabled(node: &Node) -> Result<Arc<Tsdb>, ApiError> {
     node.tsdb()
         .cloned()
         .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "TSDB not ready"))
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|error| {
-            Err(ApiError::new(
-                ErrorKind::Internal,
-                format!("admin task failed: {error}"),
-            ))
-        })
 }
 
 fn no_content(result: Result<(), ApiError>) -> Response {
@@ -90,7 +74,7 @@ async fn delete_series_inner(node: &Node, form: Form) -> Result<(), ApiError> {
     let end = time_param(&form, "end", MAX_TIME_MS)?;
     let mut sets = Vec::with_capacity(selectors.len());
     for text in selectors {
-        sets.push(parse_selector(text).map_err(ApiError::bad_data)?);
+        sets.push(selector_matchers(text).map_err(ApiError::bad_data)?);
     }
     blocking(move || {
         for matchers in &sets {
@@ -175,74 +159,14 @@ fn parse_go_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// A time parameter as Prometheus's `parseTimeParam` reads it: Unix seconds (a float, rounded
-/// to milliseconds) or RFC 3339; `default` when absent.
-fn time_param(form: &Form, name: &str, default: i64) -> Result<i64, ApiError> {
-    let text = form.value(name);
-    if text.is_empty() {
-        return Ok(default);
-    }
-    let invalid = || {
-        ApiError::invalid_param(
-            name,
-            format!(
-                "cannot parse {} to a valid timestamp",
-                crate::promql::parse::go_quote(text)
-            ),
-        )
-    };
-    if let Ok(seconds) = text.parse::<f64>()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        let whole = seconds.trunc();
-        let ms = whole * 1000.0 + ((seconds - whole) * 1000.0).round();
-        if !ms.is_finite() || ms < MIN_TIME_MS as f64 || ms > MAX_TIME_MS as f64 {
-            return Err(invalid());
-        }
-        return Ok(ms as i64);
-    }
-    match text.parse::<jiff::Timestamp>() {
-        Ok(timestamp) if text.contains(['T', 't']) => Ok(timestamp.as_millisecond()),
-        _ => Err(invalid()),
-    }
-}
-
-/// A series selector (`up{job="a"}`) as TSDB matchers, with the parser's own errors.
-fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
-    let expr = parse_query(text).map_err(|e| e.to_string())?;
-    let Expr::VectorSelector(selector) = expr else {
-        return Err(format!(
-            "1:1: parse error: unexpected expression, expected a series selector in {}",
-            crate::promql::parse::go_quote(text)
-        ));
-    };
-    if selector.offset.is_some() || selector.at.is_some() {
-        return Err("1:1: parse error: a series selector takes no offset or @ modifier".into());
-    }
-    if !selector.matchers.or_matchers.is_empty() {
-        return Err("\"or\" in label matchers is not supported".into());
-    }
-    let mut out = Vec::new();
-    let mut has_name = false;
-    for m in &selector.matchers.matchers {
-        has_name |= m.name == "__name__";
-        let kind = match m.op {
-            MatchOp::Equal => MatchKind::Equal,
-            MatchOp::NotEqual => MatchKind::NotEqual,
-            MatchOp::Re(_) => MatchKind::RegexMatch,
-            MatchOp::NotRe(_) => MatchKind::RegexNoMatch,
-        };
-        out.push(Matcher::new(kind, &m.name, &m.value).map_err(|e| e.to_string())?);
-    }
-    if let (Some(name), false) = (&selector.name, has_name) {
-        out.push(Matcher::new(MatchKind::Equal, "__name__", name).map_err(|e| e.to_string())?);
-    }
-    if out.iter().all(|m| m.matches("")) {
+/// A `match[]` series selector (`up{job="a"}`) as TSDB matchers, with the parser's own
+/// errors; like the series API, it must have a matcher that does not match "".
+fn selector_matchers(text: &str) -> Result<Vec<Matcher>, String> {
+    let matchers = parse_selector(text)?;
+    if matchers.iter().all(|m| m.matches("")) {
         return Err("vector selector must contain at least one non-empty matcher".into());
     }
-    Ok(out)
+    convert_all(&matchers).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -261,10 +185,10 @@ mod tests {
 
     #[test]
     fn selectors_and_times() {
-        let matchers = parse_selector("up{job=~\"a|b\"}").unwrap();
+        let matchers = selector_matchers("up{job=~\"a|b\"}").unwrap();
         assert_eq!(matchers.len(), 2);
-        assert!(parse_selector("{a=~\".*\"}").is_err());
-        assert!(parse_selector("rate(up[5m])").is_err());
+        assert!(selector_matchers("{a=~\".*\"}").is_err());
+        assert!(selector_matchers("rate(up[5m])").is_err());
         let form = Form::from_pairs([("start", "1.5"), ("end", "1970-01-01T00:00:02Z")]);
         assert_eq!(time_param(&form, "start", 0).unwrap(), 1500);
         assert_eq!(time_param(&form, "end", 0).unwrap(), 2000);

@@ -23,7 +23,7 @@ fn storage_error(error: StorageError) -> ApiError {
 }
 
 /// One `match[]` value: a series selector (`up{job="a"}`, `{__name__=~"x.*"}`) as matchers.
-fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
+pub(crate) fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
     let expr = parse_query(text).map_err(|e| e.to_string())?;
     let Expr::VectorSelector(selector) = expr else {
         return Err(format!(

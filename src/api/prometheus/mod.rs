@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
 
-pub use params::Form;
+pub(crate) use metadata::parse_selector;
+pub use params::{Form, MAX_TIME_MS, MIN_TIME_MS, time_param};
 
 /// The routes, relative to the route prefix.
 pub fn routes() -> Router<Arc<Node>> {
@@ -189,7 +190,7 @@ fn tsdb(node: &Node) -> Result<Arc<crate::tsdb::Tsdb>, ApiError> {
 }
 
 /// Runs blocking storage work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
@@ -197,7 +198,7 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|error| {
             Err(ApiError::new(
                 ErrorKind::Internal,
-                format!("query task failed: {error}"),
+                format!("request task failed: {error}"),
             ))
         })
 }
