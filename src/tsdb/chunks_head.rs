@@ -304,7 +304,14 @@ impl ChunkDiskMapper {
             return Ok(data);
         }
         drop(cache);
-        let record = read_record(file, offset)?;
+        // The current file's size counts the buffered bytes too; on disk it ends where the
+        // buffer starts (records are flushed whole, so none straddles the two).
+        let on_disk = if Some(sequence) == self.current {
+            self.buffer_start
+        } else {
+            file.size
+        };
+        let record = read_record(file, on_disk, offset)?;
         let (_, chunk) = parse_chunk(&record, &file.path, offset)?;
         let data: Arc<[u8]> = Arc::from(chunk.data);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -354,8 +361,9 @@ impl Drop for ChunkDiskMapper {
     }
 }
 
-/// Reads the record starting at `offset` of `file`: the meta, then the data it announces.
-fn read_record(file: &ChunkFile, offset: u64) -> Result<Vec<u8>, TsdbError> {
+/// Reads the record starting at `offset` of `file`, whose first `on_disk` bytes are written:
+/// the meta, then the data it announces.
+fn read_record(file: &ChunkFile, on_disk: u64, offset: u64) -> Result<Vec<u8>, TsdbError> {
     let corrupt = |reason: String| TsdbError::Corrupt {
         path: file.path.clone(),
         source: DecodeError {
@@ -363,14 +371,13 @@ fn read_record(file: &ChunkFile, offset: u64) -> Result<Vec<u8>, TsdbError> {
             reason,
         },
     };
-    if offset < FILE_HEADER_BYTES || offset >= file.size {
+    if offset < FILE_HEADER_BYTES || offset >= on_disk {
         return Err(corrupt(format!(
-            "chunk offset {offset} outside the file ({} bytes)",
-            file.size
+            "chunk offset {offset} outside the file ({on_disk} bytes written)"
         )));
     }
     // Most chunks are under 1 KiB: one read usually gets the whole record.
-    let available = file.size - offset;
+    let available = on_disk - offset;
     let mut record = vec![0u8; available.min(2048) as usize];
     file.file
         .read_exact_at(&mut record, offset)
@@ -610,6 +617,20 @@ mod tests {
             assert_eq!(got.max_time, *series as i64 + 99);
             assert_eq!(&got.data, data);
         }
+    }
+
+    #[test]
+    fn a_chunk_just_before_buffered_ones_is_read_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join(CHUNKS_HEAD_FOLDER);
+        let mut mapper = ChunkDiskMapper::open(&folder).unwrap();
+        let flushed = mapper.write_chunk(1, 0, 10, chunk(0, 30).bytes()).unwrap();
+        mapper.flush().unwrap();
+        // Buffered, not on disk: the file is shorter than the mapper's size for it, and a
+        // read of the flushed chunk must stop at what is written.
+        let buffered = mapper.write_chunk(2, 0, 10, chunk(0, 30).bytes()).unwrap();
+        assert_eq!(&*mapper.chunk(flushed).unwrap(), chunk(0, 30).bytes());
+        assert_eq!(&*mapper.chunk(buffered).unwrap(), chunk(0, 30).bytes());
     }
 
     #[test]
