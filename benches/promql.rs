@@ -11,6 +11,8 @@
 //! processes on 127.0.0.1, run one at a time and alternating, killed when dropped.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/process.rs"]
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use process::Server;
+use process::{Server, copy_dir, peak_rss_bytes};
 
 /// Scrape interval of the generated data and how much of it there is.
 const INTERVAL_S: i64 = 15;
@@ -198,7 +200,7 @@ fn main() {
                             system.name(),
                             query.label,
                             series,
-                            ms(percentile(&runs, 0.5))
+                            ms(figures::percentile(&runs, 0.5).unwrap_or_default())
                         );
                         latencies[si][qi].extend(runs);
                         series_counts[si][qi] = Some(series);
@@ -347,22 +349,6 @@ fn generate(big_series: usize, keep: Option<&Path>) -> Result<Dataset, String> {
     })
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(to).map_err(|e| format!("mkdir {}: {e}", to.display()))?;
-    for entry in std::fs::read_dir(from).map_err(|e| format!("read {}: {e}", from.display()))? {
-        let entry = entry.map_err(|e| format!("read {}: {e}", from.display()))?;
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| format!("stat: {e}"))?;
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .map_err(|e| format!("copy to {}: {e}", target.display()))?;
-        }
-    }
-    Ok(())
-}
-
 fn start(system: System, binary: &Path, data: &Dataset) -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
     let port = process::free_port()?;
@@ -397,7 +383,7 @@ fn start(system: System, binary: &Path, data: &Dataset) -> Result<Server, String
 
 /// One untimed run (which also counts the result's series), then timed runs.
 fn run_query(server: &Server, query: &Query, end_s: i64) -> Result<(Vec<Duration>, usize), String> {
-    let expr: String = form_encode(query.expr);
+    let expr: String = http::percent_encode(query.expr);
     let path = if query.range {
         format!(
             "/api/v1/query_range?query={expr}&start={}&end={end_s}&step={STEP_S}",
@@ -437,44 +423,6 @@ fn count_series(body: &[u8]) -> usize {
     body.windows(needle.len()).filter(|w| w == needle).count()
 }
 
-fn form_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// Peak resident set (`VmHWM`) of process `pid`.
-fn peak_rss_bytes(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("read /proc status: {e}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
-        .ok_or_else(|| "no VmHWM in /proc status".to_string())
-}
-
-fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (quantile * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -497,7 +445,7 @@ fn print_table(
             si.and_then(|si| {
                 let mut runs = latencies[si][qi].clone();
                 runs.sort();
-                (!runs.is_empty()).then(|| ms(percentile(&runs, 0.5)))
+                (!runs.is_empty()).then(|| ms(figures::percentile(&runs, 0.5).unwrap_or_default()))
             })
         };
         let (t, p) = (p50(tocsin), p50(prometheus));

@@ -21,12 +21,14 @@
 //!   selecting many series by matchers.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::expect_used)]
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/http.rs"]
 mod http;
 #[path = "common/process.rs"]
 mod process;
 
-use process::Server;
+use process::{Server, copy_dir, rss_bytes};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -160,7 +162,7 @@ fn main() {
         let kept = Path::new(&keep).join("data");
         match std::fs::create_dir_all(&keep)
             .map_err(|e| e.to_string())
-            .and_then(|()| copy_folder(&wal.path().join("data"), &kept))
+            .and_then(|()| copy_dir(&wal.path().join("data"), &kept))
         {
             Ok(()) => println!(
                 "# replay: Prometheus data folder kept in {}",
@@ -670,21 +672,9 @@ fn start_server(
         .map_err(|e| format!("{}: {e}", system.name()))
 }
 
-fn rss_bytes(pid: u32) -> Result<u64, String> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| "no VmRSS".to_string())
+/// The median of measurements taken (there always are some).
+fn median_of(values: Vec<f64>) -> f64 {
+    figures::median(values).unwrap_or(f64::NAN)
 }
 
 /// The bench process's resident memory.
@@ -827,31 +817,13 @@ fn head_memory(tocsin: &Path, prometheus_present: bool) -> Result<MemoryResult, 
                     .status();
                 std::thread::sleep(Duration::from_millis(500));
                 let copy = tempfile::tempdir().map_err(|e| e.to_string())?;
-                copy_folder(&storage, &copy.path().join("data"))?;
+                copy_dir(&storage, &copy.path().join("data"))?;
                 result.wal = Some(copy);
             }
         }
         drop(server);
     }
     Ok(result)
-}
-
-fn copy_folder(from: &Path, to: &Path) -> Result<(), String> {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!("cp -a {} {} failed", from.display(), to.display()));
-    }
-    Ok(())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Time until ready on a copy of the Prometheus data folder in `source/data`.
@@ -872,7 +844,7 @@ fn wal_replay(tocsin: &Path, source: &Path) -> Result<(f64, f64), String> {
                 }
                 System::Prometheus => storage.clone(),
             };
-            copy_folder(&data, &tsdb_folder)?;
+            copy_dir(&data, &tsdb_folder)?;
             let began = Instant::now();
             let server = start_server(system, tocsin, dir, &storage)?;
             let seconds = began.elapsed().as_secs_f64();
@@ -892,7 +864,7 @@ fn wal_replay(tocsin: &Path, source: &Path) -> Result<(f64, f64), String> {
             drop(server);
         }
     }
-    Ok((median(tocsin_times), median(prometheus_times)))
+    Ok((median_of(tocsin_times), median_of(prometheus_times)))
 }
 
 /// Queries selecting many of `series` series in a promtool-made block; per query the median
@@ -955,19 +927,13 @@ fn selection(tocsin: &Path, series: usize) -> Result<Vec<(String, f64, f64)>, St
             System::Tocsin => storage.join("tsdb"),
             System::Prometheus => storage.clone(),
         };
-        std::fs::create_dir_all(&tsdb_folder).map_err(|e| e.to_string())?;
-        for entry in std::fs::read_dir(&blocks)
-            .map_err(|e| e.to_string())?
-            .flatten()
-        {
-            copy_folder(&entry.path(), &tsdb_folder.join(entry.file_name()))?;
-        }
+        copy_dir(&blocks, &tsdb_folder)?;
         let server = start_server(system, tocsin, dir, &storage)?;
         let mut conn = server.conn(IO_TIMEOUT)?;
         for (index, (_, query)) in queries.iter().enumerate() {
             let path = format!(
                 "/api/v1/query?query={}&time={}",
-                url_encode(query),
+                http::percent_encode(query),
                 (t + 30_000) / 1000
             );
             let mut latencies = Vec::new();
@@ -982,7 +948,7 @@ fn selection(tocsin: &Path, series: usize) -> Result<Vec<(String, f64, f64)>, St
                 }
             }
             println!("# select: {} {query}: {answer}", system.name());
-            let p50 = median(latencies);
+            let p50 = median_of(latencies);
             match system {
                 System::Tocsin => results[index].1 = p50,
                 System::Prometheus => results[index].2 = p50,
@@ -991,16 +957,4 @@ fn selection(tocsin: &Path, series: usize) -> Result<Vec<(String, f64, f64)>, St
         drop(server);
     }
     Ok(results)
-}
-
-fn url_encode(text: &str) -> String {
-    let mut out = String::new();
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }

@@ -200,3 +200,16 @@ pub fn read_line(reader: &mut BufReader<TcpStream>, line: &mut String) -> Result
         Err(e) => Err(format!("read: {e}")),
     }
 }
+
+/// Percent-encodes `text` for a URL query or form value: everything but unreserved ASCII.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}

@@ -236,7 +236,7 @@ impl Server {
             {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
         Err(format!("not ready after {timeout:?}:\n{}", self.log_tail()))
     }

@@ -46,24 +46,51 @@ impl BitWriter {
         self.write_bits(u64::from(byte), 8);
     }
 
-    /// Writes the low `count` bits of `value` (count ≤ 64), most significant first.
+    /// Writes the low `count` bits of `value` (count ≤ 64), most significant first: the free
+    /// bits of the last byte first, then whole bytes, then the rest into a new last byte.
     pub fn write_bits(&mut self, value: u64, count: u8) {
         let mut remaining = count.min(64);
-        while remaining > 0 {
-            if self.free_bits == 0 {
-                self.bytes.push(0);
-                self.free_bits = 8;
-            }
+        if remaining == 0 {
+            return;
+        }
+        let value = if remaining == 64 {
+            value
+        } else {
+            value & ((1u64 << remaining) - 1)
+        };
+        if self.free_bits > 0 {
             let take = remaining.min(self.free_bits);
-            // The next `take` bits of value, counted from the top of the `remaining` bits.
-            let shifted = value >> (remaining - take);
-            let chunk = (shifted & ((1u64 << take) - 1)) as u8;
+            let chunk = ((value >> (remaining - take)) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.bytes.last_mut() {
                 *last |= chunk << (self.free_bits - take);
             }
             self.free_bits -= take;
             remaining -= take;
         }
+        while remaining >= 8 {
+            remaining -= 8;
+            self.bytes.push((value >> remaining) as u8);
+        }
+        if remaining > 0 {
+            // The low `remaining` bits at the top of a new byte (`as u8` drops the rest).
+            self.bytes.push((value << (8 - remaining)) as u8);
+            self.free_bits = 8 - remaining;
+        }
+    }
+
+    /// Writes `value` as an unsigned varint (Go's `binary.PutUvarint`), byte by byte into
+    /// the bit stream (which need not be byte-aligned).
+    pub fn write_uvarint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.write_byte((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.write_byte(value as u8);
+    }
+
+    /// Writes `value` as a zig-zag signed varint (Go's `binary.PutVarint`).
+    pub fn write_varint(&mut self, value: i64) {
+        self.write_uvarint(((value << 1) ^ (value >> 63)) as u64);
     }
 }
 
@@ -218,6 +245,29 @@ mod tests {
                 prop_assert_eq!(reader.read_bits(count).unwrap(), value & mask);
             }
             prop_assert!(reader.remaining_bits() < 8);
+        }
+
+        #[test]
+        fn varints_read_back_and_match_the_byte_encoding(
+            prefix in 0u8..8,
+            unsigned in any::<u64>(),
+            signed in any::<i64>(),
+        ) {
+            let mut writer = BitWriter::default();
+            writer.write_bits(0, prefix);
+            writer.write_uvarint(unsigned);
+            writer.write_varint(signed);
+            let mut reader = BitReader::new(writer.bytes());
+            reader.skip_bits(usize::from(prefix)).unwrap();
+            prop_assert_eq!(reader.read_uvarint().unwrap(), unsigned);
+            prop_assert_eq!(reader.read_varint().unwrap(), signed);
+            let mut aligned = BitWriter::default();
+            aligned.write_uvarint(unsigned);
+            aligned.write_varint(signed);
+            let mut expected = Vec::new();
+            crate::tsdb::encoding::put_uvarint(&mut expected, unsigned);
+            crate::tsdb::encoding::put_varint(&mut expected, signed);
+            prop_assert_eq!(aligned.bytes(), expected.as_slice());
         }
 
         #[test]

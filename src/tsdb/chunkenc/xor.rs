@@ -102,20 +102,12 @@ impl XorChunk {
         let mut delta = 0u64;
         match self.count {
             0 => {
-                let mut buf = Vec::with_capacity(10);
-                crate::tsdb::encoding::put_varint(&mut buf, timestamp);
-                for byte in buf {
-                    self.stream.write_byte(byte);
-                }
+                self.stream.write_varint(timestamp);
                 self.stream.write_bits(value_bits, 64);
             }
             1 => {
                 delta = (timestamp as u64).wrapping_sub(self.last_timestamp as u64);
-                let mut buf = Vec::with_capacity(10);
-                crate::tsdb::encoding::put_uvarint(&mut buf, delta);
-                for byte in buf {
-                    self.stream.write_byte(byte);
-                }
+                self.stream.write_uvarint(delta);
                 self.write_value(value_bits);
             }
             _ => {
