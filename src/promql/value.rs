@@ -112,8 +112,20 @@ impl Labels {
     }
 
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            Arc::make_mut(&mut self.0).remove(i);
+        let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) else {
+            return;
+        };
+        match Arc::get_mut(&mut self.0) {
+            Some(labels) => {
+                labels.remove(i);
+            }
+            // Shared: copy the other labels only (`make_mut` would copy this one too).
+            None => {
+                let mut rest = Vec::with_capacity(self.0.len() - 1);
+                rest.extend_from_slice(&self.0[..i]);
+                rest.extend_from_slice(&self.0[i + 1..]);
+                self.0 = Arc::new(rest);
+            }
         }
     }
 
