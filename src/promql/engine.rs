@@ -144,7 +144,7 @@ impl Engine {
         };
         Ok(QueryResult {
             value,
-            annotations: std::mem::take(&mut ev.annotations),
+            annotations: ev.annotations,
         })
     }
 
@@ -245,7 +245,7 @@ impl Engine {
         let matrix = cleanup_matrix(series)?;
         Ok(QueryResult {
             value: Value::Matrix(matrix),
-            annotations: std::mem::take(&mut ev.annotations),
+            annotations: ev.annotations,
         })
     }
 }
@@ -484,22 +484,6 @@ pub(crate) struct Evaluator<'a> {
     pub binary_memos: HashMap<usize, binary::BinaryMemo>,
     pub annotations: Annotations,
     pub budget: Budget,
-}
-
-/// Selections of at least this many series are freed on the background thread
-/// ([`deferred_free`]); smaller ones (most rule evaluations) cost less to free in place.
-const FREE_LATER_FROM_SERIES: usize = 1024;
-
-impl Drop for Evaluator<'_> {
-    fn drop(&mut self) {
-        let series: usize = self.selected.values().map(Vec::len).sum();
-        if series >= FREE_LATER_FROM_SERIES {
-            super::deferred_free::free_later((
-                std::mem::take(&mut self.selected),
-                std::mem::take(&mut self.group_memos),
-            ));
-        }
-    }
 }
 
 pub(crate) fn node_key(vs: &VectorSelector) -> usize {

@@ -12,7 +12,6 @@
 pub mod aggregate;
 pub mod annotations;
 pub mod binary;
-mod deferred_free;
 pub mod engine;
 pub mod functions;
 pub mod limits;
