@@ -74,12 +74,7 @@ impl RuleStorage for TsdbRuleStorage<'_> {
         let refusals = samples
             .iter()
             .map(|sample| {
-                let labels = tsdb::Labels::new(
-                    sample
-                        .labels
-                        .iter()
-                        .map(|label| (label.name.as_str(), label.value.as_str())),
-                );
+                let labels = tsdb::Labels::new(sample.labels.iter());
                 appender
                     .append(&labels, sample.t, sample.v)
                     .err()

@@ -51,17 +51,17 @@ fn write_group_key(labels: &Labels, modifier: &Option<LabelModifier>, key: &mut 
         Some(LabelModifier::Include(ls)) => (&ls.labels, true),
         Some(LabelModifier::Exclude(ls)) => (&ls.labels, false),
     };
-    for l in labels.iter() {
-        let listed = names.iter().any(|n| n == &l.name);
+    for (name, value) in labels.iter() {
+        let listed = names.iter().any(|n| n == name);
         let kept = if include {
             listed
         } else {
-            !listed && l.name != METRIC_NAME
+            !listed && name != METRIC_NAME
         };
         if kept {
-            key.extend_from_slice(l.name.as_bytes());
+            key.extend_from_slice(name.as_bytes());
             key.push(0xfe);
-            key.extend_from_slice(l.value.as_bytes());
+            key.extend_from_slice(value.as_bytes());
             key.push(0xff);
         }
     }

@@ -87,11 +87,11 @@ impl Matching<'_> {
             labels.key_for(&self.labels, true)
         } else {
             let mut key = Vec::new();
-            for l in labels.iter() {
-                if l.name != METRIC_NAME && !self.labels.iter().any(|n| n == &l.name) {
-                    key.extend_from_slice(l.name.as_bytes());
+            for (name, value) in labels.iter() {
+                if name != METRIC_NAME && !self.labels.iter().any(|n| n == name) {
+                    key.extend_from_slice(name.as_bytes());
                     key.push(0xfe);
-                    key.extend_from_slice(l.value.as_bytes());
+                    key.extend_from_slice(value.as_bytes());
                     key.push(0xff);
                 }
             }

@@ -92,7 +92,7 @@ impl Queryable for MemoryStorage {
             .series
             .keys()
             .filter(|l| matches_all(matchers, l))
-            .flat_map(|l| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+            .flat_map(|l| l.names().map(str::to_string).collect::<Vec<_>>())
             .collect();
         names.sort();
         names.dedup();

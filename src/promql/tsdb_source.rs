@@ -47,7 +47,7 @@ pub(crate) fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, St
 
 fn convert_labels(labels: &tsdb::Labels) -> Labels {
     // The TSDB's label sets are sorted by name with unique names: no per-label search.
-    Labels::from_sorted_pairs(labels.iter())
+    Labels::from_tsdb(labels.clone())
 }
 
 impl<'a> TsdbSource<'a> {
@@ -88,7 +88,7 @@ impl<'a> TsdbSource<'a> {
         }
         let mut names = BTreeSet::new();
         for labels in self.series(matchers, mint_ms, maxt_ms)? {
-            names.extend(labels.iter().map(|label| label.name.clone()));
+            names.extend(labels.names().map(str::to_string));
         }
         Ok(names.into_iter().collect())
     }

@@ -1,26 +1,23 @@
 //! Query values: label sets, samples, series and the four PromQL value types.
 
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+
+use crate::tsdb;
 
 /// The label holding a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
-/// One label: a name and its value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label {
-    pub name: String,
-    pub value: String,
-}
-
 /// A set of labels, sorted by name, names unique. Empty values are never stored
 /// (Prometheus treats a label with an empty value as absent).
 ///
-/// Shared behind an `Arc`: evaluation copies a series' labels into every step's sample, so a
-/// clone must be a reference-count bump, not one allocation per label; the few operations that
-/// change labels copy on write.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Arc<Vec<Label>>);
+/// The TSDB's label set (one shared buffer per set, Prometheus's "stringlabels" layout) under
+/// the engine's API: a selected series' labels are the TSDB's own allocation, so selecting a
+/// million series allocates and frees no label memory; evaluation copies a series' labels into
+/// every step's sample as a reference-count bump; the few operations that change labels build
+/// one new buffer.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Labels(tsdb::Labels);
 
 impl Labels {
     pub fn new() -> Self {
@@ -31,32 +28,29 @@ impl Labels {
     pub fn from_pairs<N: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Self {
-        let mut labels = Labels::new();
-        for (name, value) in pairs {
-            labels.set(&name.into(), &value.into());
-        }
-        labels
+        Labels(tsdb::Labels::new(pairs))
     }
 
     /// Builds a set from pairs already sorted by name with unique names (a TSDB label set);
     /// empty values are dropped. Unsorted input falls back to [`Labels::from_pairs`].
     pub fn from_sorted_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Self {
-        let labels: Vec<Label> = pairs
-            .into_iter()
-            .filter(|(_, value)| !value.is_empty())
-            .map(|(name, value)| Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            })
-            .collect();
-        if labels.windows(2).all(|pair| pair[0].name < pair[1].name) {
-            return Labels(Arc::new(labels));
-        }
-        Labels::from_pairs(labels.into_iter().map(|label| (label.name, label.value)))
+        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+        Labels(tsdb::Labels::from_pairs(&pairs))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+    /// The TSDB's label set, shared as it is.
+    pub fn from_tsdb(labels: tsdb::Labels) -> Self {
+        Labels(labels)
+    }
+
+    /// The pairs `(name, value)` in name order.
+    pub fn iter(&self) -> tsdb::LabelsIter<'_> {
         self.0.iter()
+    }
+
+    /// The label names in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name)
     }
 
     pub fn len(&self) -> usize {
@@ -66,7 +60,7 @@ impl Labels {
     /// The address of the shared allocation: equal for clones, so per-query memos can
     /// recognise a label set they have seen without hashing it (see `memo.rs`).
     pub(crate) fn address(&self) -> usize {
-        Arc::as_ptr(&self.0) as usize
+        self.0.address()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,57 +69,38 @@ impl Labels {
 
     /// The value of `name`, or "" when absent.
     pub fn get(&self, name: &str) -> &str {
-        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            Ok(i) => &self.0[i].value,
-            Err(_) => "",
-        }
+        self.0.get(name).unwrap_or("")
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.0
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .is_ok()
+        self.0.get(name).is_some()
     }
 
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            Ok(i) => {
-                if value.is_empty() {
-                    Arc::make_mut(&mut self.0).remove(i);
-                } else if self.0[i].value != value {
-                    Arc::make_mut(&mut self.0)[i].value = value.to_string();
-                }
+        if self.0.get(name) == Some(value) || (value.is_empty() && !self.has(name)) {
+            return;
+        }
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.len() + 1);
+        let mut placed = value.is_empty();
+        for (label_name, label_value) in self.0.iter() {
+            if !placed && label_name >= name {
+                pairs.push((name, value));
+                placed = true;
             }
-            Err(i) => {
-                if !value.is_empty() {
-                    Arc::make_mut(&mut self.0).insert(
-                        i,
-                        Label {
-                            name: name.to_string(),
-                            value: value.to_string(),
-                        },
-                    );
-                }
+            if label_name != name {
+                pairs.push((label_name, label_value));
             }
         }
+        if !placed {
+            pairs.push((name, value));
+        }
+        self.0 = tsdb::Labels::from_sorted_slice(&pairs);
     }
 
     pub fn remove(&mut self, name: &str) {
-        let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) else {
-            return;
-        };
-        match Arc::get_mut(&mut self.0) {
-            Some(labels) => {
-                labels.remove(i);
-            }
-            // Shared: copy the other labels only (`make_mut` would copy this one too).
-            None => {
-                let mut rest = Vec::with_capacity(self.0.len() - 1);
-                rest.extend_from_slice(&self.0[..i]);
-                rest.extend_from_slice(&self.0[i + 1..]);
-                self.0 = Arc::new(rest);
-            }
+        if self.has(name) {
+            self.0 = self.filtered(|label| label != name);
         }
     }
 
@@ -137,46 +112,32 @@ impl Labels {
 
     /// Keeps only the labels whose names are in `names`.
     pub fn keep_only(&self, names: &[String]) -> Labels {
-        Labels(Arc::new(
-            self.0
-                .iter()
-                .filter(|l| names.iter().any(|n| n == &l.name))
-                .cloned()
-                .collect(),
-        ))
+        Labels(self.filtered(|label| names.iter().any(|n| n == label)))
     }
 
     /// Drops the labels whose names are in `names`.
     pub fn drop_names(&self, names: &[String]) -> Labels {
-        Labels(Arc::new(
-            self.0
-                .iter()
-                .filter(|l| !names.iter().any(|n| n == &l.name))
-                .cloned()
-                .collect(),
-        ))
+        Labels(self.filtered(|label| !names.iter().any(|n| n == label)))
+    }
+
+    fn filtered(&self, keep: impl Fn(&str) -> bool) -> tsdb::Labels {
+        let pairs: Vec<(&str, &str)> = self.0.iter().filter(|(name, _)| keep(name)).collect();
+        tsdb::Labels::from_sorted_slice(&pairs)
     }
 
     /// A byte key identifying the label set (used for hashing groups and matching).
     pub fn key(&self) -> Vec<u8> {
-        let mut key = Vec::with_capacity(self.0.len() * 16);
-        for l in self.0.iter() {
-            key.extend_from_slice(l.name.as_bytes());
-            key.push(0xfe);
-            key.extend_from_slice(l.value.as_bytes());
-            key.push(0xff);
-        }
-        key
+        self.0.encoded().to_vec()
     }
 
     /// Key over the labels named in `names` (`on`) or all but those (`ignoring`/`without`).
     pub fn key_for(&self, names: &[String], include: bool) -> Vec<u8> {
         let mut key = Vec::new();
-        for l in self.0.iter() {
-            if names.iter().any(|n| n == &l.name) == include {
-                key.extend_from_slice(l.name.as_bytes());
+        for (name, value) in self.0.iter() {
+            if names.iter().any(|n| n == name) == include {
+                key.extend_from_slice(name.as_bytes());
                 key.push(0xfe);
-                key.extend_from_slice(l.value.as_bytes());
+                key.extend_from_slice(value.as_bytes());
                 key.push(0xff);
             }
         }
@@ -184,17 +145,23 @@ impl Labels {
     }
 }
 
+impl Hash for Labels {
+    /// The encoding is canonical (equal sets, equal bytes): one pass over one buffer.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0.encoded());
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Labels{self}")
+    }
+}
+
 impl fmt::Display for Labels {
     /// Prometheus's `labels.String()` form: `{__name__="up", job="x"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{")?;
-        for (i, l) in self.0.iter().enumerate() {
-            if i > 0 {
-                write!(f, ", ")?;
-            }
-            write!(f, "{}={:?}", l.name, l.value)?;
-        }
-        write!(f, "}}")
+        self.0.fmt(f)
     }
 }
 
@@ -284,6 +251,38 @@ mod tests {
         // Out of order or repeated names still give a proper set.
         let unsorted = Labels::from_sorted_pairs([("c", "3"), ("a", "1"), ("a", "2")]);
         assert_eq!(unsorted, Labels::from_pairs([("a", "2"), ("c", "3")]));
+    }
+
+    #[test]
+    fn set_and_remove_copy_on_write() {
+        let original = Labels::from_pairs([("b", "2"), ("d", "4")]);
+        let mut changed = original.clone();
+        changed.set("a", "1");
+        changed.set("c", "3");
+        changed.set("e", "5");
+        changed.set("b", "two");
+        assert_eq!(
+            changed.to_string(),
+            "{a=\"1\", b=\"two\", c=\"3\", d=\"4\", e=\"5\"}"
+        );
+        changed.set("c", "");
+        changed.remove("e");
+        changed.remove("absent");
+        assert_eq!(changed.to_string(), "{a=\"1\", b=\"two\", d=\"4\"}");
+        // The shared original is untouched; an unchanged set keeps its allocation.
+        assert_eq!(original.to_string(), "{b=\"2\", d=\"4\"}");
+        let mut same = original.clone();
+        same.set("b", "2");
+        same.set("z", "");
+        assert_eq!(same.address(), original.address());
+        assert_eq!(
+            original.keep_only(&["d".to_string()]),
+            Labels::from_pairs([("d", "4")])
+        );
+        assert_eq!(
+            original.drop_names(&["d".to_string()]),
+            Labels::from_pairs([("b", "2")])
+        );
     }
 
     #[test]

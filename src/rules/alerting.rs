@@ -266,8 +266,8 @@ impl AlertingRule {
             };
             let mut labels = sample.labels.clone();
             labels.remove(METRIC_NAME);
-            for label in self.labels.iter() {
-                labels.set(&label.name, &expander.expand(&label.value));
+            for (name, value) in self.labels.iter() {
+                labels.set(name, &expander.expand(value));
             }
             labels.set(ALERT_NAME_LABEL, &self.name);
             // Expanded to "" or not, every annotation is kept, as Prometheus keeps it.
@@ -429,10 +429,9 @@ impl AlertingRule {
         let mut wanted = self.labels.clone();
         wanted.set(METRIC_NAME, ALERTS_FOR_STATE_METRIC);
         wanted.set(ALERT_NAME_LABEL, &self.name);
-        for label in wanted.iter() {
+        for (name, value) in wanted.iter() {
             matchers.push(
-                Matcher::new(MatchKind::Equal, &label.name, &label.value)
-                    .map_err(|error| error.to_string())?,
+                Matcher::new(MatchKind::Equal, name, value).map_err(|error| error.to_string())?,
             );
         }
         let series = storage
@@ -492,8 +491,8 @@ fn series_sample(
     v: f64,
 ) -> Sample {
     let mut labels = rule_labels.clone();
-    for label in alert.labels.iter() {
-        labels.set(&label.name, &label.value);
+    for (name, value) in alert.labels.iter() {
+        labels.set(name, value);
     }
     labels.set(METRIC_NAME, metric);
     labels.set(ALERT_NAME_LABEL, rule_name);

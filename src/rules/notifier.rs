@@ -86,7 +86,7 @@ pub fn relabel_alert(
         alert
             .labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone())),
+            .map(|(name, value)| (name.to_string(), value.to_string())),
     );
     for (name, value) in external {
         if alert.labels.get(name).is_empty() {
@@ -560,10 +560,7 @@ struct PostableAlert<'a> {
 }
 
 fn label_map(labels: &Labels) -> BTreeMap<&str, &str> {
-    labels
-        .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
-        .collect()
+    labels.iter().collect()
 }
 
 /// The alerts as the JSON body of Alertmanager's `POST /api/v2/alerts`.
@@ -587,8 +584,8 @@ pub fn to_posted_alert(alert: &OutgoingAlert) -> crate::alerting::alert::PostedA
     use crate::alerting::labels::LabelSet;
     let to_set = |labels: &Labels| {
         let mut set = LabelSet::new();
-        for label in labels.iter() {
-            set.insert(label.name.clone(), label.value.clone());
+        for (name, value) in labels.iter() {
+            set.insert(name.to_string(), value.to_string());
         }
         set
     };
@@ -660,7 +657,7 @@ mod tests {
         alert
             .labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect()
     }
 

@@ -60,8 +60,8 @@ impl RecordingRule {
         let mut vector = ctx.query(storage, &self.expr, query_ts_ms)?;
         for sample in &mut vector {
             sample.labels.set(METRIC_NAME, &self.name);
-            for label in self.labels.iter() {
-                sample.labels.set(&label.name, &label.value);
+            for (name, value) in self.labels.iter() {
+                sample.labels.set(name, value);
             }
             sample.drop_name = false;
         }

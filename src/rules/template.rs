@@ -48,7 +48,7 @@ impl TemplateQuery for EngineQuery<'_> {
 pub fn pairs(labels: &Labels) -> Vec<(String, String)> {
     labels
         .iter()
-        .map(|label| (label.name.clone(), label.value.clone()))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
 }
 

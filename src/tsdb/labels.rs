@@ -101,7 +101,9 @@ impl Labels {
         }
     }
 
-    fn from_sorted_slice(pairs: &[(&str, &str)]) -> Self {
+    /// Labels from pairs sorted by name, names unique, values non-empty (checked in debug
+    /// builds).
+    pub(crate) fn from_sorted_slice(pairs: &[(&str, &str)]) -> Self {
         debug_assert!(pairs.windows(2).all(|pair| pair[0].0 < pair[1].0));
         let text_bytes: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         let mut buffer = String::with_capacity(text_bytes + 2);
@@ -151,6 +153,12 @@ impl Labels {
     /// Bytes of the shared buffer (for memory accounting).
     pub fn encoded_len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The address of the shared buffer: equal for clones (the query engine's per-query
+    /// memos recognise label sets by it).
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<u8>() as usize
     }
 
     /// The canonical encoding (see the type's documentation): equal label sets, and only

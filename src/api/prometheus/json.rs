@@ -72,13 +72,13 @@ pub fn value(out: &mut String, value: &serde_json::Value) {
 /// A label set as a JSON object.
 pub fn labels(out: &mut String, labels: &Labels) {
     out.push('{');
-    for (index, label) in labels.iter().enumerate() {
+    for (index, (name, value)) in labels.iter().enumerate() {
         if index > 0 {
             out.push(',');
         }
-        string(out, &label.name);
+        string(out, name);
         out.push(':');
-        string(out, &label.value);
+        string(out, value);
     }
     out.push('}');
 }

@@ -84,10 +84,10 @@ pub(crate) fn xxhash64(data: &[u8]) -> u64 {
 
 pub(crate) fn labels_hash(labels: &Labels) -> u64 {
     let mut b = Vec::new();
-    for l in labels.iter() {
-        b.extend_from_slice(l.name.as_bytes());
+    for (name, value) in labels.iter() {
+        b.extend_from_slice(name.as_bytes());
         b.push(0xff);
-        b.extend_from_slice(l.value.as_bytes());
+        b.extend_from_slice(value.as_bytes());
         b.push(0xff);
     }
     xxhash64(&b)

@@ -376,7 +376,7 @@ fn run_test_group(test: &TestGroup, setup: &Setup<'_>) -> Vec<String> {
 fn pairs_of(labels: &Labels) -> Vec<(String, String)> {
     labels
         .iter()
-        .map(|label| (label.name.clone(), label.value.clone()))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
 }
 
