@@ -317,8 +317,9 @@ const MAX_SPAN_GAP: u64 = 4096;
 /// Bytes expected after the last chunk's start of a span, to cover its record in the same
 /// read (Prometheus cuts chunks at 120 samples or 1 KiB; a longer one takes a second read).
 const LAST_CHUNK_ALLOWANCE: u64 = 1024 + 16;
-/// Selections of at least this many series in one block are decoded on two threads.
-const PARALLEL_SERIES: usize = 8192;
+/// Selections of at least this many series in one block are decoded on two threads (a
+/// thread costs tens of microseconds; 2,048 series cost milliseconds even for an instant query).
+const PARALLEL_SERIES: usize = 2048;
 
 /// Decodes series `ids` (sorted) of `block` over `[min_time, max_time]` into `collector`, in
 /// id order (the block's label order). Only chunks overlapping the range are read, with one
