@@ -42,8 +42,9 @@ struct Group {
     drop_name: bool,
 }
 
-/// Writes into `key` the same bytes as `group_labels(labels, modifier).key()`, without building
-/// the group's label set (done once per sample and step, so it must not allocate).
+/// Writes into `key` a byte key of the labels `group_labels(labels, modifier)` keeps (equal
+/// keys, equal groups), without building the group's label set (done once per sample and
+/// step, so it must not allocate).
 fn write_group_key(labels: &Labels, modifier: &Option<LabelModifier>, key: &mut Vec<u8>) {
     key.clear();
     let (names, include) = match modifier {
