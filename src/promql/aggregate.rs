@@ -154,16 +154,15 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, agg: &AggregateExpr, t: i64) -> Resul
                     super::parse::go_quote(&name)
                 )));
             }
-            let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut index: HashMap<Labels, usize> = HashMap::new();
             let mut out: Vec<Sample> = Vec::new();
             for s in &vector {
                 let mut labels = group_labels(&s.labels, &agg.modifier);
                 labels.set(&name, &format_go_float(s.v));
-                let key = labels.key();
-                match index.get(&key) {
+                match index.get(&labels) {
                     Some(&i) => out[i].v += 1.0,
                     None => {
-                        index.insert(key, out.len());
+                        index.insert(labels.clone(), out.len());
                         out.push(Sample {
                             labels,
                             t,

@@ -268,7 +268,7 @@ pub(crate) fn check_duplicates(vector: &[Sample]) -> Result<(), QueryError> {
     }
     let mut seen = std::collections::HashSet::with_capacity(vector.len());
     for s in vector {
-        if !seen.insert(s.labels.key()) {
+        if !seen.insert(&s.labels) {
             return Err(exec_err(DUPLICATE_LABELSET));
         }
     }

@@ -45,11 +45,6 @@ pub(crate) fn convert_all(matchers: &[Matcher]) -> Result<Vec<tsdb::Matcher>, St
     matchers.iter().map(convert).collect()
 }
 
-fn convert_labels(labels: &tsdb::Labels) -> Labels {
-    // The TSDB's label sets are sorted by name with unique names: no per-label search.
-    Labels::from_tsdb(labels.clone())
-}
-
 impl<'a> TsdbSource<'a> {
     pub fn new(tsdb: &'a Tsdb) -> Self {
         TsdbSource { tsdb }
@@ -68,7 +63,7 @@ impl<'a> TsdbSource<'a> {
         let mut out: Vec<Labels> = querier
             .select(&converted)
             .map_err(internal)?
-            .map(|series| convert_labels(&series.labels))
+            .map(|series| Labels::from_tsdb(series.labels))
             .collect();
         out.sort();
         out.dedup();
@@ -134,7 +129,7 @@ impl Queryable for TsdbSource<'_> {
             .map_err(internal)?
             .into_iter()
             .map(|series| SeriesData {
-                labels: convert_labels(&series.labels),
+                labels: Labels::from_tsdb(series.labels),
                 samples: series.samples,
             })
             .collect();

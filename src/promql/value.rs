@@ -31,13 +31,6 @@ impl Labels {
         Labels(tsdb::Labels::new(pairs))
     }
 
-    /// Builds a set from pairs already sorted by name with unique names (a TSDB label set);
-    /// empty values are dropped. Unsorted input falls back to [`Labels::from_pairs`].
-    pub fn from_sorted_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Self {
-        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
-        Labels(tsdb::Labels::from_pairs(&pairs))
-    }
-
     /// The TSDB's label set, shared as it is.
     pub fn from_tsdb(labels: tsdb::Labels) -> Self {
         Labels(labels)
@@ -78,7 +71,8 @@ impl Labels {
 
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn set(&mut self, name: &str, value: &str) {
-        if self.0.get(name) == Some(value) || (value.is_empty() && !self.has(name)) {
+        let current = self.0.get(name);
+        if current == Some(value) || (value.is_empty() && current.is_none()) {
             return;
         }
         let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.len() + 1);
@@ -123,11 +117,6 @@ impl Labels {
     fn filtered(&self, keep: impl Fn(&str) -> bool) -> tsdb::Labels {
         let pairs: Vec<(&str, &str)> = self.0.iter().filter(|(name, _)| keep(name)).collect();
         tsdb::Labels::from_sorted_slice(&pairs)
-    }
-
-    /// A byte key identifying the label set (used for hashing groups and matching).
-    pub fn key(&self) -> Vec<u8> {
-        self.0.encoded().to_vec()
     }
 
     /// Key over the labels named in `names` (`on`) or all but those (`ignoring`/`without`).
@@ -242,15 +231,6 @@ mod tests {
         assert_eq!(l.get("a"), "1");
         assert_eq!(l.get("c"), "");
         assert_eq!(l.to_string(), "{a=\"1\", b=\"2\"}");
-    }
-
-    #[test]
-    fn from_sorted_pairs_matches_from_pairs() {
-        let sorted = Labels::from_sorted_pairs([("a", "1"), ("b", ""), ("c", "3")]);
-        assert_eq!(sorted, Labels::from_pairs([("c", "3"), ("a", "1")]));
-        // Out of order or repeated names still give a proper set.
-        let unsorted = Labels::from_sorted_pairs([("c", "3"), ("a", "1"), ("a", "2")]);
-        assert_eq!(unsorted, Labels::from_pairs([("a", "2"), ("c", "3")]));
     }
 
     #[test]

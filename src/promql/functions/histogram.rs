@@ -23,7 +23,7 @@ struct BucketGroup {
 
 /// Groups bucket samples by their labels without `le`; warns about missing or bad `le`.
 fn group_buckets(ev: &mut Evaluator<'_>, vector: Vec<Sample>) -> Vec<BucketGroup> {
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<BucketGroup> = Vec::new();
     for s in vector {
         let le = s.labels.get("le");
@@ -37,8 +37,7 @@ fn group_buckets(ev: &mut Evaluator<'_>, vector: Vec<Sample>) -> Vec<BucketGroup
         };
         let mut labels = s.labels.clone();
         labels.remove("le");
-        let key = labels.key();
-        let gi = *index.entry(key).or_insert_with(|| {
+        let gi = *index.entry(labels.clone()).or_insert_with(|| {
             groups.push(BucketGroup {
                 metric: labels.get(METRIC_NAME).to_string(),
                 labels,
